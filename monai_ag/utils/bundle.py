@@ -1,0 +1,107 @@
+"""Small helpers the bundle's configs call: fail-fast checks and run records."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["check_bundle", "require_file", "save_run_config"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_bundle(bundle_root: str | os.PathLike, *_: Any) -> str:
+    """
+    Check that ``bundle_root`` is a bundle (holds ``configs/``), so a run started from the wrong
+    working directory stops at once instead of writing models and logs in the wrong place.
+    Extra arguments are ignored (configs pass their import checks here to evaluate them first).
+
+    Returns:
+        the absolute bundle root.
+    """
+    root = Path(bundle_root).resolve()
+    if not (root / "configs").is_dir():
+        raise FileNotFoundError(
+            f"bundle_root '{bundle_root}' (resolved to {root}) has no configs/ folder: run from the bundle "
+            "directory or pass --bundle_root <path to bundle>."
+        )
+    return str(root)
+
+
+def require_file(path: str | os.PathLike, what: str, hint: str = "") -> str:
+    """Raise ``FileNotFoundError`` naming ``path`` and what it should hold when it is not a file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what} not found: {path}. {hint}".strip())
+    return str(path)
+
+
+def _cli_record() -> dict:
+    """The config files and overrides of a ``python -m monai.bundle run`` command line, merged."""
+    from monai.bundle import ConfigParser
+
+    argv = sys.argv[1:]
+    if not argv or argv[0] not in ("run", "run_workflow"):
+        return {}
+    files: Any = None
+    overrides: dict[str, Any] = {}
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--"):
+            key, _, value = arg[2:].partition("=")
+            if not _ and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value, i = argv[i + 1], i + 1
+            if key == "config_file":
+                files = value
+            elif key not in ("meta_file", "logging_file", "tracking", "args_file", "run_id", "init_id", "final_id"):
+                overrides[key] = value
+        i += 1
+    if files is None:
+        return {}
+    try:
+        files = json.loads(files.replace("'", '"')) if files.strip().startswith("[") else files
+        parser = ConfigParser(ConfigParser.load_config_files(files))
+    except Exception as e:  # a record is best effort: never stop a run for it
+        logger.warning("could not re-read the config files %s for the run record: %s", files, e)
+        return {}
+    for k, v in overrides.items():
+        parser[k] = v
+    return {"config_files": files, "overrides": overrides, "config": parser.get()}
+
+
+def save_run_config(run_dir: str | os.PathLike) -> str:
+    """
+    Write ``<run_dir>/run.json``: the command line, the merged config (files and overrides) when
+    run from ``python -m monai.bundle run``, and the versions of Python, MONAI, PyTorch and
+    monai-ag — so every run's TensorBoard logs sit beside what produced them.
+
+    Returns:
+        the path written.
+    """
+    import monai
+    import torch
+
+    import monai_ag
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    record = {
+        "argv": sys.argv,
+        "cwd": os.getcwd(),
+        "versions": {
+            "python": platform.python_version(),
+            "monai": monai.__version__,
+            "torch": torch.__version__,
+            "monai_ag": monai_ag.__version__,
+        },
+        **_cli_record(),
+    }
+    path = run / "run.json"
+    path.write_text(json.dumps(record, indent=2, default=str))
+    logger.info("run record written to %s", path)
+    return str(path)
