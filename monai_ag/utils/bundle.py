@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_bundle", "require_file", "save_run_config"]
+__all__ = ["check_bundle", "evaluate_predictions", "refuse_overwrite", "require_file", "save_run_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,3 +105,41 @@ def save_run_config(run_dir: str | os.PathLike) -> str:
     path.write_text(json.dumps(record, indent=2, default=str))
     logger.info("run record written to %s", path)
     return str(path)
+
+
+def refuse_overwrite(path: str | os.PathLike, overwrite: bool = False) -> str:
+    """Stop before any work when ``path`` exists and ``overwrite`` is off (a run must not replace results)."""
+    if Path(path).exists() and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists from an earlier run; pass --overwrite true to replace it or choose another "
+            "--output_dir."
+        )
+    return str(path)
+
+
+def evaluate_predictions(
+    pred_dir: str | os.PathLike,
+    datalist: list[dict],
+    class_names: dict,
+    output_dir: str | os.PathLike,
+    overwrite: bool = False,
+    postfix: str = "seg",
+) -> dict:
+    """
+    Score the label maps that inference wrote to ``pred_dir`` against the ``label`` of each
+    ``datalist`` item with :py:func:`monai_ag.metrics.segmentation_report` (Dice, HD95, MSD in mm,
+    precision, recall; CSV and summary in ``output_dir``).
+
+    Returns:
+        the summary.
+    """
+    from monai_ag.metrics import pair_predictions, segmentation_report
+
+    unlabelled = [item["image"] for item in datalist if not item.get("label")]
+    if unlabelled:
+        raise ValueError(f"evaluation needs a label for every case; these have none: {unlabelled[:5]}")
+    pairs = pair_predictions(pred_dir, datalist, postfix=postfix)
+    names = {int(k): v for k, v in class_names.items() if int(k) != 0}
+    return segmentation_report(
+        [p for p, _ in pairs], [lb for _, lb in pairs], names, output_dir=output_dir, overwrite=overwrite
+    )
