@@ -1,0 +1,1154 @@
+"""Deterministic synthetic abdominal CT phantoms for multi-organ segmentation.
+
+This module builds the small dataset that the ``monai_ag`` bundle trains on when no real data is
+available: contrast-enhanced (portal-venous-like) abdominal CT volumes in Hounsfield units (HU)
+with a label map of
+
+    ``0`` background, ``1`` liver, ``2`` spleen, ``3`` kidney (left and right), ``4`` pancreas.
+
+Nothing is downloaded; every case is a pure function of an integer seed, so the same seed always
+gives bit-identical arrays.
+
+Coordinate convention (explicit, as in NIfTI): arrays are indexed ``[i, j, k]`` and the affine is
+``diag(spacing)`` with the origin chosen so that the field of view is centred on ``(0, 0, 0)`` mm,
+i.e. world coordinates are RAS+: ``i`` increases towards the patient's **Right**, ``j`` towards
+**Anterior** and ``k`` towards **Superior**. Hence the liver lies at high ``i`` (patient right), the
+spleen at low ``i`` (patient left) and the spine at low ``j`` (posterior).
+
+Anatomy (all sizes in mm, so the same seed gives the same patient at any spacing):
+
+- air outside the body (-1000 HU); a super-elliptic body outline whose size varies along ``z``,
+  with subcutaneous fat (about -100 HU), an abdominal wall muscle ring (about 50 HU) and lower ribs;
+- spine with vertebral bodies (cancellous and cortical bone, 400-700 HU), intervertebral discs,
+  a CSF-filled spinal canal, posterior elements, paraspinal muscles and psoas muscles;
+- aorta and inferior vena cava, a splenic vein along the back of the pancreas;
+- visceral fat, a stomach, a gallbladder, the duodenum and scattered bowel loops with
+  20-50 HU walls/contents and gas pockets (about -900 HU) with gas-fluid levels;
+- labelled organs: liver (patient right, upper abdomen, wedge shaped, wrapping the IVC),
+  spleen (crescent, posterior-lateral left), kidneys (bean shaped with a hilum, cortex and medulla,
+  lateral to the spine) and a thin oblique pancreas from the duodenal C-loop across the aorta to the
+  splenic hilum, anterior to the left kidney, whose intensity overlaps bowel and soft tissue.
+
+Each organ is an implicit surface (rotated ellipsoid-like shapes deformed by low-frequency random
+waves). Where organs compete for a voxel the firmer organ wins (kidneys, then spleen/pancreas, then
+liver, which is indented by its neighbours), otherwise the one the voxel is deeper inside; organs
+keep a thin fat plane from bone, muscles and vessels; only the largest connected component of each
+organ is kept, so the label map has no fragments, and the image is painted from the final label
+map. Partial-volume blur and Gaussian noise (sigma 10-20 HU) are added last and the image is
+rounded to integer HU (so it can be stored losslessly as ``int16``).
+
+Example::
+
+    from monai_ag.data import ensure_phantom_dataset, generate_phantom_case
+
+    image, label, affine = generate_phantom_case(seed=0)
+    dataset_json = ensure_phantom_dataset("./data/phantom")  # generates once, then reuses
+
+Command line::
+
+    python -m monai_ag.data.phantom --output_dir ./data/phantom --num_cases 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import math
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "DEFAULT_PHANTOM_SHAPE",
+    "DEFAULT_PHANTOM_SPACING",
+    "MIN_PHANTOM_FIELD_OF_VIEW_MM",
+    "PHANTOM_LABELS",
+    "PHANTOM_MARKER_KEY",
+    "PHANTOM_VERSION",
+    "ensure_phantom_dataset",
+    "generate_phantom_case",
+    "generate_phantom_dataset",
+    "main",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the phantom model; stored in ``dataset.json`` and bumped whenever the anatomy changes.
+PHANTOM_VERSION = 1
+#: Key of the marker that identifies a ``dataset.json`` written by this module.
+PHANTOM_MARKER_KEY = "monai_ag_phantom"
+#: Label values of the phantom label maps (Decathlon ``labels`` section).
+PHANTOM_LABELS: dict[int, str] = {0: "background", 1: "liver", 2: "spleen", 3: "kidney", 4: "pancreas"}
+#: Default volume shape ``(x, y, z)`` in voxels: 320 x 256 x 192 mm at the default spacing.
+DEFAULT_PHANTOM_SHAPE: tuple[int, int, int] = (160, 128, 96)
+#: Default voxel spacing in mm.
+DEFAULT_PHANTOM_SPACING: tuple[float, float, float] = (2.0, 2.0, 2.0)
+#: Smallest field of view (mm, per axis) that holds all labelled organs. The body outline (up to about
+#: 310 x 240 mm) fits in the default field of view; a narrower one truncates it at the sides, like a CT
+#: reconstructed with a small field of view.
+MIN_PHANTOM_FIELD_OF_VIEW_MM: tuple[float, float, float] = (256.0, 192.0, 184.0)
+_MAX_SPACING_MM = 8.0
+_MIN_VOXELS_PER_AXIS = 16
+_Z_NORM_MM = 96.0  # z (mm) at which the body-shape polynomials are normalised
+_ORGAN_CLEARANCE_MM = 3.0  # fat plane between organs and bone / muscle / vessels
+
+_SUBDIRS = ("imagesTr", "labelsTr", "imagesTs", "labelsTs")
+_OWN_FILE_RE = re.compile(r"^\.?phantom_\d+\.nii\.gz(\..+\.tmp)?$")
+_OWN_TOP_RE = re.compile(r"^(dataset\.json|\.dataset\.json\..+\.tmp)$")
+
+# internal organ ids (left/right kidney are separate objects) -> label values
+_LIVER, _SPLEEN, _KIDNEY_R, _KIDNEY_L, _PANCREAS = 1, 2, 3, 4, 5
+_ORGAN_TO_LABEL = np.array([0, 1, 2, 3, 3, 4], dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
+# geometry helpers
+# ----------------------------------------------------------------------------------------------
+class _Grid:
+    """World (RAS+, mm) coordinates of the voxel centres of a centred volume."""
+
+    def __init__(self, shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> None:
+        self.shape = shape
+        self.spacing = spacing
+        self.origin = tuple(-(n - 1) / 2.0 * s for n, s in zip(shape, spacing))
+        self.axes = tuple(o + s * np.arange(n, dtype=np.float64) for o, s, n in zip(self.origin, spacing, shape))
+
+    def affine(self) -> np.ndarray:
+        aff = np.diag([*self.spacing, 1.0])
+        aff[:3, 3] = self.origin
+        return aff
+
+    def box(self, centre: Sequence[float], half: Sequence[float]) -> tuple[slice, slice, slice]:
+        """Index slices of the voxels whose centres lie within ``centre +- half``."""
+        out = []
+        for ax, c, h in zip(self.axes, centre, half):
+            lo = int(np.searchsorted(ax, c - h, side="left"))
+            hi = int(np.searchsorted(ax, c + h, side="right"))
+            out.append(slice(lo, max(lo, hi)))
+        return out[0], out[1], out[2]
+
+    def offsets(self, sl: tuple[slice, slice, slice], centre: Sequence[float]) -> tuple[np.ndarray, ...]:
+        """Broadcastable world offsets ``(dx, dy, dz)`` from ``centre`` over the box ``sl``."""
+        dx = (self.axes[0][sl[0]] - centre[0])[:, None, None]
+        dy = (self.axes[1][sl[1]] - centre[1])[None, :, None]
+        dz = (self.axes[2][sl[2]] - centre[2])[None, None, :]
+        return dx, dy, dz
+
+    def local(
+        self, sl: tuple[slice, slice, slice], centre: Sequence[float], frame: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Coordinates along the rows of ``frame`` (orthonormal local axes) over the box ``sl``."""
+        dx, dy, dz = self.offsets(sl, centre)
+        u, v, w = (r[0] * dx + r[1] * dy + r[2] * dz for r in frame)
+        return u, v, w
+
+
+def _is_empty(sl: tuple[slice, slice, slice]) -> bool:
+    return any(s.stop <= s.start for s in sl)
+
+
+def _unit(v: Sequence[float]) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float64)
+    return a / np.linalg.norm(a)
+
+
+def _frame(primary: Sequence[float], secondary: Sequence[float]) -> np.ndarray:
+    """Orthonormal frame (rows) whose first axis is ``primary`` and second is closest to ``secondary``."""
+    e1 = _unit(primary)
+    s = np.asarray(secondary, dtype=np.float64)
+    e2 = _unit(s - np.dot(s, e1) * e1)
+    e3 = np.cross(e1, e2)
+    return np.stack([e1, e2, e3])
+
+
+def _small_rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
+    """Random rotation matrix composed of three rotations of at most ``max_deg`` degrees."""
+    a, b, c = np.deg2rad(rng.uniform(-max_deg, max_deg, 3))
+    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _rotated(frame: np.ndarray, rng: np.random.Generator, max_deg: float) -> np.ndarray:
+    return frame @ _small_rotation(rng, max_deg).T
+
+
+def _half_extent(frame: np.ndarray, radii: Sequence[float], margin: float) -> np.ndarray:
+    """Half size of the axis-aligned box bounding an ellipsoid, enlarged by ``margin`` (fraction)."""
+    r = np.asarray(radii, dtype=np.float64)
+    return np.sqrt(((frame * r[:, None]) ** 2).sum(axis=0)) * (1.0 + margin) + 2.0
+
+
+class _Waves:
+    """Smooth random field: a sum of a few random plane waves (zero mean, std ~ ``amplitude``)."""
+
+    def __init__(
+        self, rng: np.random.Generator, amplitude: float, fmin: float, fmax: float, n: int = 5
+    ) -> None:
+        directions = rng.standard_normal((n, 3))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        self.k = directions * (2.0 * np.pi * rng.uniform(fmin, fmax, n))[:, None]
+        self.phase = rng.uniform(0.0, 2.0 * np.pi, n)
+        self.scale = amplitude * math.sqrt(2.0 / n)
+
+    def on_box(
+        self,
+        grid: _Grid,
+        sl: tuple[slice, slice, slice],
+        centre: Sequence[float],
+        frame: np.ndarray | None = None,
+        scale: Sequence[float] = (1.0, 1.0, 1.0),
+    ) -> np.ndarray:
+        """Evaluate the field at ``p_j = frame[j] . (x - centre) / scale[j]`` over the box ``sl``.
+
+        Each wave is linear in the world offsets, so ``sin(a(x, y) + b(z))`` is expanded into 2D and
+        1D factors: this costs a few multiply-adds per voxel instead of a ``sin``.
+        """
+        dx, dy, dz = grid.offsets(sl, centre)
+        frame = np.eye(3) if frame is None else frame
+        k_world = (self.k / np.asarray(scale, dtype=np.float64)[None, :]) @ frame
+        out = np.zeros((dx.shape[0], dy.shape[1], dz.shape[2]), dtype=np.float64)
+        for k, ph in zip(k_world, self.phase):
+            a = k[0] * dx[:, :, 0] + k[1] * dy[:, :, 0]
+            b = k[2] * dz[0, 0, :] + ph
+            out += np.sin(a)[:, :, None] * np.cos(b)[None, None, :]
+            out += np.cos(a)[:, :, None] * np.sin(b)[None, None, :]
+        out *= self.scale
+        return out
+
+
+def _smooth_min(a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
+    """Minimum of ``a`` and ``b`` with the corner rounded over about ``radius``."""
+    return np.minimum(a, b) - radius * np.log1p(np.exp(-np.abs(a - b) / radius))
+
+
+def _ellipsoid(u: np.ndarray, v: np.ndarray, w: np.ndarray, radii: Sequence[float]) -> np.ndarray:
+    """Normalised implicit ellipsoid: ``< 0`` inside, ``0`` on the surface, about ``distance / radius``."""
+    return np.sqrt((u / radii[0]) ** 2 + (v / radii[1]) ** 2 + (w / radii[2]) ** 2) - 1.0
+
+
+class _Blob:
+    """A randomly deformed ellipsoid in a local frame (used for organs, stomach, bowel, ...)."""
+
+    def __init__(
+        self,
+        centre: Sequence[float],
+        frame: np.ndarray,
+        radii: Sequence[float],
+        waves: _Waves | None = None,
+    ) -> None:
+        self.centre = np.asarray(centre, dtype=np.float64)
+        self.frame = frame
+        self.radii = np.asarray(radii, dtype=np.float64)
+        self.waves = waves
+
+    def box(self, grid: _Grid, margin: float = 0.2) -> tuple[slice, slice, slice]:
+        return grid.box(self.centre, _half_extent(self.frame, self.radii, margin))
+
+    def field(self, grid: _Grid, sl: tuple[slice, slice, slice]) -> np.ndarray:
+        u, v, w = grid.local(sl, self.centre, self.frame)
+        f = _ellipsoid(u, v, w, self.radii)
+        if self.waves is not None:
+            f = f + self.waves.on_box(grid, sl, self.centre, self.frame, self.radii)
+        return f
+
+
+# ----------------------------------------------------------------------------------------------
+# the phantom
+# ----------------------------------------------------------------------------------------------
+class _Phantom:
+    """Builds one case. All random draws happen in a fixed order, so a seed fixes the case."""
+
+    def __init__(self, seed: int, shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.grid = _Grid(shape, spacing)
+        self.shape = shape
+        self.image = np.full(shape, -1000.0, dtype=np.float32)
+        self.owner = np.zeros(shape, dtype=np.uint8)  # internal organ id, 0 = none
+        self.blocked = np.zeros(shape, dtype=bool)  # non-organ solid structures (bone, muscle, vessels)
+
+    # -- body -----------------------------------------------------------------------------------
+    def body(self) -> None:
+        rng, g = self.rng, self.grid
+        self.ax0 = rng.uniform(134.0, 146.0)  # half width (patient left-right)
+        self.ay_ant0 = rng.uniform(100.0, 110.0)  # half depth, anterior
+        self.ay_post0 = rng.uniform(92.0, 99.0)  # half depth, posterior (flatter back)
+        power = rng.uniform(2.2, 2.7)  # super-ellipse exponent (2 = ellipse)
+        lin, quad = rng.uniform(-0.03, 0.03), rng.uniform(-0.04, 0.03)  # variation along z
+        self.sx, self.sy = self.ax0 / 140.0, (self.ay_ant0 + self.ay_post0) / 200.0
+
+        x2 = g.axes[0][:, None]
+        y2 = g.axes[1][None, :]
+        zn = g.axes[2] / _Z_NORM_MM
+        theta = np.arctan2(y2, x2)  # 2D
+        radius = np.hypot(x2, y2)  # 2D
+        ay = np.where(np.sin(theta) >= 0.0, self.ay_ant0, self.ay_post0)
+        r0 = (np.abs(np.cos(theta) / self.ax0) ** power + np.abs(np.sin(theta) / ay) ** power) ** (-1.0 / power)
+        # separable low-frequency wobble of the outline in (angle, z)
+        wobble = np.zeros(self.shape, dtype=np.float64)
+        for m in (2, 3, 5):
+            amp = rng.uniform(0.004, 0.010)
+            ph, om, ps = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 2.0), rng.uniform(0, 2 * np.pi)
+            wobble += (amp * np.sin(m * theta + ph))[:, :, None] * np.cos(om * zn + ps)[None, None, :]
+        scale_z = 1.0 + lin * zn + quad * zn**2
+        skin = r0[:, :, None] * scale_z[None, None, :] * (1.0 + wobble)
+        depth = skin - radius[:, :, None]  # mm below the skin (approximately), < 0 outside
+        self.theta, self.depth = theta, depth
+
+        fat0 = rng.uniform(8.0, 20.0)
+        fat = fat0 * (1.0 + 0.35 * np.cos(2.0 * theta) + rng.uniform(0.0, 0.3) * np.sin(theta))  # flanks thicker
+        muscle = rng.uniform(8.0, 12.0) * (1.0 + 0.2 * np.sin(theta))  # rectus anteriorly thicker
+        fat3, wall_in = fat[:, :, None], (fat + muscle)[:, :, None]
+        self.fat_in = fat3
+        self.inside = depth > 0.0
+        self.cavity = depth >= wall_in
+        self.wall = self.inside & (depth >= fat3) & ~self.cavity
+        subcut = self.inside & (depth < fat3)
+
+        self.hu_fat = rng.uniform(-110.0, -90.0)
+        self.hu_visceral_fat = rng.uniform(-105.0, -85.0)
+        self.hu_muscle = rng.uniform(45.0, 60.0)
+        img = self.image
+        img[subcut] = self.hu_fat
+        img[self.wall] = self.hu_muscle
+        img[self.cavity] = self.hu_visceral_fat
+
+    # -- spine, muscles and big vessels ---------------------------------------------------------
+    def retroperitoneum(self) -> None:
+        rng, g, img = self.rng, self.grid, self.image
+        self.y_spine = -self.ay_post0 + rng.uniform(60.0, 68.0)  # vertebral body centre (y) at z = 0
+        lordosis = rng.uniform(3.0, 8.0)
+        half = (60.0, 75.0, 1e4)
+        sl = g.box((0.0, self.y_spine - 20.0, 0.0), half)
+        dx, dy, dz = g.offsets(sl, (0.0, self.y_spine, 0.0))
+        zn = dz / _Z_NORM_MM
+        yy = dy - lordosis * (1.0 - zn**2)  # y relative to the vertebral-body centre
+        x = dx
+        inside = self.inside[sl]
+        sub = img[sl]
+        blocked = self.blocked[sl]
+
+        # paraspinal muscles (beneath the subcutaneous fat)
+        par_r = (rng.uniform(22.0, 28.0), rng.uniform(17.0, 21.0))
+        para = np.zeros(sub.shape, dtype=bool)
+        for side in (-1.0, 1.0):
+            para |= ((x - side * 30.0) / par_r[0]) ** 2 + ((yy + 46.0) / par_r[1]) ** 2 < 1.0
+        para &= self.depth[sl] >= self.fat_in[sl[0], sl[1]]
+        sub[para] = self.hu_muscle
+        blocked |= para
+
+        # psoas muscles: grow towards the pelvis
+        z = dz + 0.0 * dx
+        rad = 5.0 + 15.0 * np.clip((40.0 - z) / 120.0, 0.0, 1.0)
+        psoas = np.zeros(sub.shape, dtype=bool)
+        for side in (-1.0, 1.0):
+            cx = side * (24.0 + 0.12 * np.clip(40.0 - z, 0.0, None))
+            psoas |= ((x - cx) / rad) ** 2 + ((yy - 2.0) / (0.8 * rad)) ** 2 < 1.0
+        psoas &= (z < 50.0) & inside
+        sub[psoas] = self.hu_muscle + rng.uniform(-5.0, 5.0)
+        blocked |= psoas
+
+        # vertebrae: cancellous + cortical body, discs, arch, spinous and transverse processes, canal
+        period = rng.uniform(32.0, 36.0)
+        phase = rng.uniform(0.0, period)
+        level = np.mod(dz + phase, period) + 0.0 * dx  # position within a vertebral segment
+        disc = level < 7.0
+        rho = np.sqrt((x / 24.0) ** 2 + (yy / 17.0) ** 2)
+        vbody = rho < 1.0
+        canal_y = -27.0
+        rc = np.hypot(x, yy - canal_y)
+        arch = (rc < 15.0) & (yy < canal_y + 6.0)
+        spinous = (np.abs(x) < 4.0) & (yy < canal_y - 10.0) & (yy > canal_y - 36.0)
+        transverse = (np.abs(yy - canal_y - 2.0) < 4.0) & (np.abs(x) < 40.0) & (level > 12.0) & (level < 24.0)
+        posterior = (arch | spinous | transverse) & ~disc
+        hu_cortex, hu_cancellous = rng.uniform(620.0, 720.0), rng.uniform(380.0, 460.0)
+        sub[posterior] = rng.uniform(520.0, 620.0)
+        sub[vbody] = np.where(rho[vbody] > 0.82, hu_cortex, hu_cancellous)
+        sub[vbody & disc] = rng.uniform(70.0, 100.0)
+        canal = rc < 9.0
+        sub[canal] = rng.uniform(5.0, 20.0)
+        blocked |= vbody | posterior | canal
+
+        # aorta (left of midline) and IVC (right), anterior to the spine
+        self.hu_artery = rng.uniform(150.0, 190.0)
+        self.hu_vein = rng.uniform(120.0, 150.0)
+        ra = rng.uniform(10.0, 12.0)
+        aorta = ((x + 14.0 + 3.0 * zn) ** 2 + (yy - 30.0) ** 2) < ra**2
+        ivc = ((x - 25.0) / rng.uniform(11.0, 14.0)) ** 2 + ((yy - 28.0) / rng.uniform(8.0, 10.0)) ** 2 < 1.0
+        sub[aorta] = self.hu_artery
+        sub[ivc] = self.hu_vein
+        blocked |= aorta | ivc
+
+        # organs keep a thin fat plane (a few mm) from bone, muscles and vessels
+        self.no_organ = self.blocked.copy()
+        if blocked.any():
+            dist = ndimage.distance_transform_edt(~blocked, sampling=g.spacing)
+            self.no_organ[sl] |= dist < _ORGAN_CLEARANCE_MM
+
+    # -- organs ---------------------------------------------------------------------------------
+    def _claim(
+        self, organ: int, sl: tuple[slice, slice, slice], f: np.ndarray, best: np.ndarray, rank: float = 0.0
+    ) -> None:
+        """Give voxels inside ``f`` to ``organ`` where it is deeper inside than any earlier organ.
+
+        Between organs of different ``rank`` the higher rank wins (firm organs such as the kidneys keep
+        their shape and indent softer ones such as the liver); within a rank the deeper one wins.
+        """
+        allowed = self.cavity[sl] & ~self.no_organ[sl]
+        b = best[sl]
+        depth = np.maximum(f, -1.0) - 2.0 * rank
+        take = (f < 0.0) & (depth < b) & allowed
+        self.owner[sl][take] = organ
+        b[take] = depth[take]
+
+    def organs(self) -> None:
+        rng, g = self.rng, self.grid
+        sx, sy = self.sx, self.sy
+        best = np.full(self.shape, np.inf, dtype=np.float32)
+        self.organ_fields: dict[int, tuple[tuple[slice, slice, slice], np.ndarray]] = {}
+        self.extras: dict[str, Any] = {}
+
+        def jitter(base: Sequence[float], amount: Sequence[float]) -> np.ndarray:
+            b = np.asarray(base, dtype=np.float64) * np.array([sx, sy, 1.0])
+            return b + rng.uniform(-1.0, 1.0, 3) * np.asarray(amount)
+
+        # liver: large wedge on the patient's right, cut obliquely below/left, wrapped around the IVC
+        c = jitter((30.0, 12.0, 4.0), (5.0, 4.0, 3.0))
+        radii = (rng.uniform(104.0, 114.0), rng.uniform(88.0, 96.0), rng.uniform(70.0, 76.0))
+        liver = _Blob(c, _small_rotation(rng, 8.0).T, radii, _Waves(rng, 0.05, 0.3, 1.0))
+        normal = _unit((-rng.uniform(0.2, 0.4), -0.15, -1.0))
+        cut_point = c + np.array([0.0, 0.0, -rng.uniform(50.0, 58.0)])
+        # the liver does not reach left of the IVC behind the pancreas / stomach (no wrapping of the aorta)
+        medial_corner = np.array([23.0 * sx, self.y_spine + 48.0, 0.0])
+        gb = _Blob(
+            c + np.array([-8.0, 40.0, -36.0]) + rng.uniform(-3.0, 3.0, 3),
+            _rotated(_frame((0.0, 0.5, -1.0), (1.0, 0.0, 0.0)), rng, 12.0),
+            (rng.uniform(26.0, 34.0), rng.uniform(12.0, 16.0), rng.uniform(12.0, 16.0)),
+        )
+        sl = liver.box(g)
+        dx, dy, dz = g.offsets(sl, cut_point)
+        f = np.maximum(liver.field(g, sl), (normal[0] * dx + normal[1] * dy + normal[2] * dz) / 40.0)
+        dx, dy, _ = g.offsets(sl, medial_corner)
+        f = np.maximum(f, _smooth_min(-dx, 0.25 * (-dx) - dy, 12.0) / 40.0)  # left lobe: a thinning wedge
+        # the stomach (fundus under the left diaphragm, antrum crossing anterior to the pancreas) and the
+        # gallbladder indent the liver: the left lobe drapes over the stomach
+        stomach = _Blob(
+            np.array([-30.0 * sx, 25.0 * sy, 35.0]) + rng.uniform(-5.0, 5.0, 3),
+            _rotated(_frame((-0.8, -0.5, 0.7), (1.0, 0.0, 0.0)), rng, 10.0),
+            (rng.uniform(55.0, 65.0), rng.uniform(28.0, 34.0), rng.uniform(24.0, 30.0)),
+            _Waves(rng, 0.06, 0.3, 1.0),
+        )
+        f = np.maximum(f, -gb.field(g, sl))
+        f = np.maximum(f, 0.1 - stomach.field(g, sl))  # ~3 mm fat plane around the stomach
+        self._claim(_LIVER, sl, f, best)
+        self.organ_fields[_LIVER] = (sl, f)
+        self.extras["gallbladder"] = gb
+        self.extras["stomach"] = stomach
+
+        # spleen: crescent, posterior-lateral left, concave towards the hilum (medial)
+        c = jitter((-92.0, -30.0, 22.0), (4.0, 4.0, 4.0))
+        frame = _rotated(_frame((0.15, 0.5, -1.0), (1.0, 0.0, 0.0)), rng, 10.0)
+        radii = (rng.uniform(56.0, 64.0), rng.uniform(21.0, 26.0), rng.uniform(35.0, 42.0))
+        bend = rng.uniform(0.25, 0.45)
+        waves = _Waves(rng, 0.05, 0.3, 1.2)
+        spleen = _Blob(c, frame, radii)
+        sl = spleen.box(g, 0.35)
+        u, v, w = g.local(sl, c, frame)
+        un, vn, wn = u / radii[0], v / radii[1], w / radii[2]
+        vn_bent = vn - bend * (un**2 + wn**2)
+        f = np.sqrt(un**2 + vn_bent**2 + wn**2) - 1.0 + waves.on_box(g, sl, c, frame, radii)
+        self._claim(_SPLEEN, sl, f, best, rank=1.0)
+        self.organ_fields[_SPLEEN] = (sl, f)
+
+        # kidneys: bean shaped, upper pole medial and posterior, hilum facing antero-medially
+        kidney_centres = {
+            _KIDNEY_R: jitter((70.0, -42.0, -26.0), (3.0, 3.0, 4.0)),
+            _KIDNEY_L: jitter((-70.0, -40.0, -18.0), (3.0, 3.0, 4.0)),
+        }
+        self.kidney_medulla: dict[int, np.ndarray] = {}
+        for organ, c in kidney_centres.items():
+            side = 1.0 if organ == _KIDNEY_R else -1.0
+            frame = _rotated(_frame((-side * 0.25, -0.25, 1.0), (side, 0.0, 0.0)), rng, 8.0)
+            radii = (rng.uniform(53.0, 58.0), rng.uniform(27.5, 30.5), rng.uniform(23.5, 26.5))
+            kidney = _Blob(c, frame, radii, _Waves(rng, 0.03, 0.3, 1.0))
+            sl = kidney.box(g)
+            f = kidney.field(g, sl)
+            lateral = frame[1] if np.dot(frame[1], (side, 0.0, 0.0)) > 0 else -frame[1]
+            hilum_dir = _unit(-lateral + np.array([0.0, 0.6, 0.0]))
+            notch = _Blob(
+                c + hilum_dir * radii[1] * rng.uniform(0.85, 1.0),
+                _frame(frame[0], hilum_dir),
+                (rng.uniform(16.0, 20.0), rng.uniform(10.0, 13.0), rng.uniform(9.0, 12.0)),
+            )
+            f = np.maximum(f, -notch.field(g, sl))
+            u, v, w = g.local(sl, c, frame)
+            medulla_waves = _Waves(rng, 0.08, 1.0, 2.0)
+            self.kidney_medulla[organ] = (
+                _ellipsoid(u, v, w, radii) + medulla_waves.on_box(g, sl, c, frame, radii) < -0.38
+            )
+            self._claim(organ, sl, f, best, rank=2.0)
+            self.organ_fields[organ] = (sl, f)
+
+        # pancreas: tube from the head (right of midline, by the duodenum) over the aorta to the tail
+        head = jitter((30.0, 18.0, -12.0), (4.0, 3.0, 4.0))
+        tail = jitter((-76.0, -8.0, 16.0), (4.0, 3.0, 4.0))
+        centre = 0.5 * (head + tail)
+        half_len = 0.5 * float(np.linalg.norm(tail - head))
+        frame = _frame(tail - head, (0.0, 1.0, 0.0))  # u: head -> tail, v: anterior, w: ~superior
+        if frame[2][2] < 0:
+            frame[2] = -frame[2]
+        r_body = (rng.uniform(10.0, 12.0), rng.uniform(13.0, 16.0))  # (AP, SI) half thickness
+        r_head = (rng.uniform(14.0, 17.0), rng.uniform(20.0, 25.0))
+        r_tail = (rng.uniform(9.5, 12.0), rng.uniform(12.0, 15.0))
+        bulge = rng.uniform(18.0, 26.0)  # the body arches anteriorly over the aorta
+        lift = rng.uniform(-5.0, 5.0)
+        wig_amp, wig_f, wig_ph = rng.uniform(1.5, 4.0), rng.uniform(1.0, 2.0), rng.uniform(0, 2 * np.pi)
+        waves = _Waves(rng, 0.10, 0.6, 1.8)
+        reach = half_len + 12.0
+        hv = np.abs(frame.T) @ np.array([reach, bulge + r_head[0] + 8.0, r_head[1] + 8.0]) + 6.0
+        sl = g.box(centre, hv)
+        u, v, w = g.local(sl, centre, frame)
+        s = u / half_len
+        sc = np.clip(s, -1.2, 1.2)
+        head_w = np.exp(-(((sc + 1.0) / 0.5) ** 2))
+        tail_w = np.exp(-(((sc - 1.0) / 0.4) ** 2))
+        body_w = np.clip(1.0 - head_w - tail_w, 0.0, 1.0)
+        rv = body_w * r_body[0] + head_w * r_head[0] + tail_w * r_tail[0]
+        rw = body_w * r_body[1] + head_w * r_head[1] + tail_w * r_tail[1]
+        vc = bulge * (1.0 - sc**2) + wig_amp * np.sin(wig_f * np.pi * sc + wig_ph)
+        wc = lift * (1.0 - sc**2)
+        f = np.sqrt(sc**6 + ((v - vc) / rv) ** 2 + ((w - wc) / rw) ** 2) - 1.0
+        f = f + waves.on_box(g, sl, centre, frame, (half_len, r_body[0], r_body[1]))
+        f = np.where(np.abs(s) > 1.15, np.inf, f)
+        self._claim(_PANCREAS, sl, f, best, rank=1.0)
+        self.organ_fields[_PANCREAS] = (sl, f)
+        # splenic vein along the back of the body and tail
+        vein_v = vc - rv - 5.0
+        self.extras["splenic_vein"] = (sl, ((v - vein_v) ** 2 + (w - wc) ** 2 < 4.0**2) & (s > -0.45) & (s < 1.0))
+        self.extras["head"] = head
+
+        self._remove_fragments()
+
+    def _remove_fragments(self) -> None:
+        """Keep only the largest connected component of every organ."""
+        for organ, (sl, _f) in self.organ_fields.items():
+            owned = self.owner[sl] == organ
+            labels, n = ndimage.label(owned)
+            if n > 1:
+                sizes = np.bincount(labels.ravel())
+                sizes[0] = 0
+                self.owner[sl][owned & (labels != int(np.argmax(sizes)))] = 0
+
+    def paint_organs(self) -> None:
+        rng, img = self.rng, self.image
+        self.hu_liver = rng.uniform(80.0, 98.0)
+        self.hu_spleen = rng.uniform(106.0, 116.0)
+        self.hu_cortex = rng.uniform(172.0, 192.0)
+        self.hu_medulla = self.hu_cortex - rng.uniform(20.0, 35.0)
+        self.hu_pancreas = rng.uniform(55.0, 80.0)
+        base = {
+            _LIVER: self.hu_liver,
+            _SPLEEN: self.hu_spleen,
+            _KIDNEY_R: self.hu_cortex,
+            _KIDNEY_L: self.hu_cortex,
+            _PANCREAS: self.hu_pancreas,
+        }
+        texture_amp = {_LIVER: 4.0, _SPLEEN: 3.0, _KIDNEY_R: 4.0, _KIDNEY_L: 4.0, _PANCREAS: 9.0}
+        for organ, (sl, _f) in self.organ_fields.items():
+            owned = self.owner[sl] == organ
+            waves = _Waves(rng, texture_amp[organ], 0.02, 0.06 if organ != _PANCREAS else 0.12)
+            value = base[organ] + waves.on_box(self.grid, sl, (0.0, 0.0, 0.0))
+            if organ in self.kidney_medulla:
+                value = np.where(self.kidney_medulla[organ], value - (self.hu_cortex - self.hu_medulla), value)
+            value = np.broadcast_to(value, owned.shape)
+            img[sl][owned] = value[owned]
+
+    # -- unlabelled soft tissue in the peritoneal cavity ---------------------------------------------
+    def _free(self, sl: tuple[slice, slice, slice]) -> np.ndarray:
+        return self.cavity[sl] & ~self.blocked[sl] & (self.owner[sl] == 0)
+
+    def _hollow(
+        self,
+        blob: _Blob,
+        wall_mm: float,
+        hu_wall: float,
+        hu_content: float,
+        gas_fraction: float,
+        margin: float = 0.2,
+    ) -> None:
+        """Paint a hollow viscus: wall, fluid/soft-tissue content and an anterior gas pocket."""
+        g = self.grid
+        sl = blob.box(g, margin)
+        if _is_empty(sl):
+            return
+        f = blob.field(g, sl)
+        free = self._free(sl)
+        outer = (f < 0.0) & free
+        inner = f < -wall_mm / float(blob.radii.min())
+        sub = self.image[sl]
+        sub[outer] = hu_wall
+        content = outer & inner
+        if gas_fraction > 0.0:
+            _, dy, _ = g.offsets(sl, blob.centre)
+            extent = float(_half_extent(blob.frame, blob.radii, 0.0)[1])
+            gas_level = extent * (1.0 - 2.0 * gas_fraction)  # gas rises anteriorly (patient supine)
+            gas = content & (dy > gas_level)
+            sub[content & ~gas] = hu_content
+            sub[gas] = self.rng.uniform(-950.0, -850.0)
+        else:
+            sub[content] = hu_content
+
+    def viscera(self) -> None:
+        rng, g = self.rng, self.grid
+        sx, sy = self.sx, self.sy
+        # gallbladder (carved out of the liver)
+        gb: _Blob = self.extras["gallbladder"]
+        self._hollow(gb, 2.0, rng.uniform(30.0, 45.0), rng.uniform(0.0, 20.0), 0.0, margin=0.05)
+        # splenic vein behind the pancreas
+        sl, vein = self.extras["splenic_vein"]
+        vein = vein & self._free(sl)
+        self.image[sl][vein] = self.hu_vein
+        # stomach: left upper quadrant, anterior to pancreas and spleen
+        stomach: _Blob = self.extras["stomach"]
+        self._hollow(stomach, 5.0, rng.uniform(40.0, 55.0), rng.uniform(5.0, 30.0), rng.uniform(0.15, 0.45))
+        # duodenum: C-loop lateral to the pancreatic head
+        head = self.extras["head"]
+        duodenum = _Blob(
+            head + np.array([rng.uniform(22.0, 28.0), -2.0, -4.0]),
+            _rotated(_frame((0.0, 0.0, 1.0), (1.0, 0.0, 0.0)), rng, 15.0),
+            (rng.uniform(30.0, 40.0), rng.uniform(10.0, 13.0), rng.uniform(10.0, 13.0)),
+            _Waves(rng, 0.06, 0.5, 1.5),
+        )
+        self._hollow(duodenum, 3.0, rng.uniform(35.0, 50.0), rng.uniform(15.0, 40.0), rng.uniform(0.0, 0.3))
+        # colon (ascending right, descending left, transverse anterior) and small-bowel loops
+        colon = [
+            ((95.0, 5.0, -50.0), (0.0, 0.1, 1.0), 45.0, 22.0),
+            ((-95.0, -5.0, -50.0), (0.0, 0.1, 1.0), 45.0, 20.0),
+            ((10.0, 62.0, -18.0), (1.0, 0.0, 0.1), 75.0, 20.0),
+        ]
+        loops = []
+        for (cx, cy, cz), axis, length, radius in colon:
+            loops.append(
+                (
+                    np.array([cx * sx, cy * sy, cz]) + rng.uniform(-6.0, 6.0, 3),
+                    _rotated(_frame(axis, (0.0, 1.0, 0.0)), rng, 12.0),
+                    (length * rng.uniform(0.85, 1.1), radius * rng.uniform(0.8, 1.1), radius * rng.uniform(0.8, 1.1)),
+                )
+            )
+        for _ in range(int(rng.integers(14, 22))):
+            centre = np.array([rng.uniform(-85.0, 85.0) * sx, rng.uniform(-5.0, 80.0) * sy, rng.uniform(-92.0, 8.0)])
+            axis = rng.standard_normal(3)
+            radius = rng.uniform(9.0, 15.0)
+            loops.append((centre, _frame(axis, rng.standard_normal(3)), (rng.uniform(18.0, 35.0), radius, radius)))
+        for centre, frame, radii in loops:
+            kind = rng.uniform()
+            waves = _Waves(rng, 0.06, 0.5, 1.5)
+            blob = _Blob(centre, frame, radii, waves)
+            if kind < 0.35:  # gas with a fluid level
+                self._hollow(blob, 3.0, rng.uniform(30.0, 45.0), rng.uniform(15.0, 35.0), rng.uniform(0.35, 0.9))
+            elif kind < 0.8:  # fluid filled
+                self._hollow(blob, 3.0, rng.uniform(30.0, 45.0), rng.uniform(15.0, 40.0), 0.0)
+            else:  # collapsed loop: solid soft tissue
+                self._hollow(blob, 3.0, rng.uniform(35.0, 55.0), rng.uniform(35.0, 55.0), 0.0)
+
+    def ribs(self) -> None:
+        rng, g = self.rng, self.grid
+        z = g.axes[2]
+        theta = self.theta
+        lateral = np.abs(np.cos(theta))  # 1 at the flanks, 0 at anterior/posterior midline
+        anterior_gap = (np.sin(theta) > 0.0) & (lateral < rng.uniform(0.35, 0.5))
+        posterior_gap = (np.sin(theta) < 0.0) & (lateral < 0.25)
+        hu_rib = rng.uniform(450.0, 650.0)
+        first = rng.uniform(84.0, 96.0)
+        drop = rng.uniform(45.0, 65.0)  # ribs slope downwards anteriorly
+        in_wall = self.wall & (self.depth >= self.fat_in + 1.0)
+        for i in range(-2, 5):  # ribs -2, -1 start above the field of view; their fronts come into it
+            zr = first - 24.0 * i
+            if zr < -20.0:
+                break
+            arc = ~(anterior_gap | posterior_gap)
+            if zr < 40.0:  # lower (floating) ribs: posterior-lateral only
+                arc &= np.sin(theta) < 0.2
+            centre = zr - drop * 0.5 * (1.0 + np.sin(theta))
+            rib = arc[:, :, None] & (np.abs(z[None, None, :] - centre[:, :, None]) < 4.0) & in_wall
+            self.image[rib] = hu_rib
+            self.blocked |= rib
+
+    def finish(self) -> None:
+        rng, g, img = self.rng, self.grid, self.image
+        tex = _Waves(rng, 5.0, 0.005, 0.02)
+        everywhere = (slice(None), slice(None), slice(None))
+        img += np.where(self.inside, tex.on_box(g, everywhere, (0.0, 0.0, 0.0)), 0.0).astype(np.float32)
+        sigma = rng.uniform(0.5, 0.7)
+        noise_sd = rng.uniform(10.0, 20.0)
+        img = ndimage.gaussian_filter(img, sigma=sigma, mode="nearest", truncate=3.0)
+        img += noise_sd * rng.standard_normal(self.shape, dtype=np.float32)
+        np.rint(img, out=img)
+        np.clip(img, -1024.0, 3071.0, out=img)
+        self.image = img
+
+    def build(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.body()
+        self.retroperitoneum()
+        self.organs()
+        self.paint_organs()
+        self.viscera()
+        self.ribs()
+        self.finish()
+        label = _ORGAN_TO_LABEL[self.owner]
+        return self.image, label, self.grid.affine()
+
+
+# ----------------------------------------------------------------------------------------------
+# argument checks
+# ----------------------------------------------------------------------------------------------
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _check_geometry(shape: Any, spacing: Any) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) != 3:
+        raise ValueError(f"shape must be a sequence of 3 voxel counts (x, y, z), got {shape!r}.")
+    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < _MIN_VOXELS_PER_AXIS for n in shape):
+        raise ValueError(f"shape must contain 3 integers >= {_MIN_VOXELS_PER_AXIS}, got {tuple(shape)!r}.")
+    if isinstance(spacing, (str, bytes)) or not isinstance(spacing, Sequence) or len(spacing) != 3:
+        raise ValueError(f"spacing must be a sequence of 3 voxel sizes in mm (x, y, z), got {spacing!r}.")
+    try:
+        sp = tuple(float(s) for s in spacing)
+    except (TypeError, ValueError):
+        raise ValueError(f"spacing must contain 3 numbers (mm), got {spacing!r}.") from None
+    if not all(math.isfinite(s) and s > 0.0 for s in sp):
+        raise ValueError(f"spacing must contain 3 positive finite voxel sizes in mm, got {tuple(spacing)!r}.")
+    if max(sp) > _MAX_SPACING_MM:
+        raise ValueError(
+            f"spacing must be at most {_MAX_SPACING_MM} mm per axis to resolve the pancreas, got {sp!r}."
+        )
+    shp = (int(shape[0]), int(shape[1]), int(shape[2]))
+    fov = tuple(n * s for n, s in zip(shp, sp))
+    if any(f < m for f, m in zip(fov, MIN_PHANTOM_FIELD_OF_VIEW_MM)):
+        raise ValueError(
+            f"shape {shp} with spacing {sp} gives a field of view of {tuple(round(f, 1) for f in fov)} mm, "
+            f"too small to hold the phantom anatomy, which needs at least {MIN_PHANTOM_FIELD_OF_VIEW_MM} mm "
+            "(x, y, z); increase shape or spacing."
+        )
+    return shp, sp  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------
+# public API
+# ----------------------------------------------------------------------------------------------
+def generate_phantom_case(
+    seed: int,
+    shape: Sequence[int] = DEFAULT_PHANTOM_SHAPE,
+    spacing: Sequence[float] = DEFAULT_PHANTOM_SPACING,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generate one synthetic abdominal CT volume and its organ label map.
+
+    The anatomy is defined in millimetres, so a given seed describes the same "patient" at any
+    spacing; the image is a pure function of ``(seed, shape, spacing)`` (bit-identical on repeat).
+
+    Args:
+        seed: non-negative integer seeding the shape, position, intensity and noise variations.
+        shape: volume size ``(x, y, z)`` in voxels. ``shape * spacing`` must cover at least
+            :data:`MIN_PHANTOM_FIELD_OF_VIEW_MM` (256 x 192 x 184 mm, which holds every organ) and
+            each axis needs at least 16 voxels. The whole body outline (with air around it) needs
+            about 316 x 244 mm, as in the default 160 x 128 x 96 voxels at 2 mm; a smaller field of
+            view truncates the body at its edges.
+        spacing: voxel size ``(x, y, z)`` in mm, each in ``(0, 8]``.
+
+    Returns:
+        A tuple ``(image, label, affine)``:
+
+        - ``image``: ``float32`` array of ``shape`` in HU, integer valued, within ``[-1024, 3071]``;
+        - ``label``: ``uint8`` array of ``shape`` with values from :data:`PHANTOM_LABELS`
+          (``0`` background, ``1`` liver, ``2`` spleen, ``3`` kidneys, ``4`` pancreas), all present;
+        - ``affine``: ``float64`` 4x4 voxel-to-world (RAS+, mm) matrix ``diag(spacing)`` with the
+          origin placed so that the volume is centred on ``(0, 0, 0)``.
+
+    Raises:
+        ValueError: when ``seed``, ``shape`` or ``spacing`` is invalid, or the field of view is too
+            small for the anatomy.
+    """
+    seed = _check_int("seed", seed, 0)
+    shp, sp = _check_geometry(shape, spacing)
+    image, label, affine = _Phantom(seed, shp, sp).build()
+    present = set(np.unique(label).tolist())
+    missing = sorted(set(PHANTOM_LABELS) - present)
+    if missing:  # cannot happen for valid geometry; guard against silent empty classes
+        raise RuntimeError(f"phantom seed={seed} shape={shp} spacing={sp} lacks labels {missing}.")
+    return image, label, affine
+
+
+def _case_seed(seed: int, index: int) -> int:
+    """Independent per-case seed derived from the dataset seed and the case index."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint32)[0])
+
+
+def _nifti_bytes(array: np.ndarray, affine: np.ndarray, dtype: type, description: str) -> bytes:
+    img = nib.Nifti1Image(array.astype(dtype), affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    img.header.set_xyzt_units(xyz="mm")
+    img.header["descrip"] = description.encode()[:79]
+    # gzip with a fixed header timestamp so that files are byte-identical for identical arrays
+    return gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    """Write via a unique temporary file and an atomic rename (no half-written files, umask honoured)."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as e:
+        raise FileExistsError(
+            f"{path} exists but cannot be read as JSON ({e}); refusing to overwrite a dataset that was not "
+            "generated by monai_ag.data.phantom. Choose another output_dir or remove it."
+        ) from e
+
+
+def _plan(
+    seed: int, num_cases: int, num_validation: int, num_test: int, shape: tuple[int, ...], spacing: tuple[float, ...]
+) -> tuple[dict[str, Any], list[tuple[str, str, int]]]:
+    """Marker parameters and the ``(name, split, case_seed)`` list of a dataset."""
+    params: dict[str, Any] = {
+        "version": PHANTOM_VERSION,
+        "seed": seed,
+        "num_cases": num_cases,
+        "num_validation": num_validation,
+        "num_test": num_test,
+        "shape": list(shape),
+        "spacing": list(spacing),
+    }
+    num_training = num_cases - num_validation - num_test
+    cases = []
+    for i in range(num_cases):
+        split = "training" if i < num_training else "validation" if i < num_training + num_validation else "test"
+        cases.append((f"phantom_{i:03d}", split, _case_seed(seed, i)))
+    return params, cases
+
+
+def _case_paths(name: str, split: str) -> tuple[str, str]:
+    img_dir, lab_dir = ("imagesTs", "labelsTs") if split == "test" else ("imagesTr", "labelsTr")
+    return f"./{img_dir}/{name}.nii.gz", f"./{lab_dir}/{name}.nii.gz"
+
+
+def _dataset_json(params: dict[str, Any], cases: list[tuple[str, str, int]]) -> dict[str, Any]:
+    entries: dict[str, list[dict[str, str]]] = {"training": [], "validation": [], "test": []}
+    for name, split, _ in cases:
+        image, label = _case_paths(name, split)
+        entries[split].append({"image": image, "label": label})
+    marker = dict(params)
+    marker["generator"] = "monai_ag.data.phantom"
+    marker["case_seeds"] = {name: case_seed for name, _, case_seed in cases}
+    return {
+        "name": "MONAI-AG synthetic abdominal CT phantom",
+        "description": (
+            "Deterministic synthetic portal-venous abdominal CT phantoms (HU) with liver, spleen, kidney and "
+            "pancreas labels, generated by monai_ag.data.phantom (no real patient data)."
+        ),
+        "reference": "monai_ag.data.phantom (synthetic)",
+        "licence": "Apache-2.0",
+        "release": f"phantom v{PHANTOM_VERSION}",
+        "tensorImageSize": "3D",
+        "modality": {"0": "CT"},
+        "labels": {str(k): v for k, v in PHANTOM_LABELS.items()},
+        "numTraining": len(entries["training"]) + len(entries["validation"]),
+        "numTest": len(entries["test"]),
+        "training": entries["training"],
+        "validation": entries["validation"],
+        "test": entries["test"],
+        PHANTOM_MARKER_KEY: marker,
+    }
+
+
+def _check_foreign_content(root: str) -> None:
+    """Refuse to write into a directory holding anything but (partial) phantom output."""
+    for entry in sorted(os.listdir(root)):
+        path = os.path.join(root, entry)
+        if entry in _SUBDIRS and os.path.isdir(path):
+            foreign = [f for f in sorted(os.listdir(path)) if not _OWN_FILE_RE.match(f)]
+            if foreign:
+                raise FileExistsError(
+                    f"{path} contains files not written by monai_ag.data.phantom (e.g. {foreign[0]!r}) and "
+                    f"{root} has no phantom dataset.json; refusing to write a phantom dataset there. "
+                    "Choose an empty or new output_dir."
+                )
+        elif not _OWN_TOP_RE.match(entry):
+            raise FileExistsError(
+                f"output_dir {root} is not empty ({entry!r}) and has no dataset.json; refusing to write a phantom "
+                "dataset there. Choose an empty or new output_dir."
+            )
+
+
+def _remove_phantom_files(root: str) -> None:
+    for sub in _SUBDIRS:
+        path = os.path.join(root, sub)
+        if os.path.isdir(path):
+            for f in os.listdir(path):
+                if _OWN_FILE_RE.match(f):
+                    os.remove(os.path.join(path, f))
+
+
+def _validate_dataset_args(
+    seed: int, num_cases: int, num_validation: int, num_test: int
+) -> tuple[int, int, int, int]:
+    seed = _check_int("seed", seed, 0)
+    num_cases = _check_int("num_cases", num_cases, 2)
+    num_validation = _check_int("num_validation", num_validation, 0)
+    num_test = _check_int("num_test", num_test, 0)
+    if num_cases - num_validation - num_test < 1:
+        raise ValueError(
+            f"num_validation ({num_validation}) + num_test ({num_test}) must leave at least one training case "
+            f"out of num_cases={num_cases}."
+        )
+    return seed, num_cases, num_validation, num_test
+
+
+def generate_phantom_dataset(
+    output_dir: str | os.PathLike[str],
+    num_cases: int = 12,
+    seed: int = 0,
+    shape: Sequence[int] = DEFAULT_PHANTOM_SHAPE,
+    spacing: Sequence[float] = DEFAULT_PHANTOM_SPACING,
+    num_validation: int = 2,
+    num_test: int = 4,
+    overwrite: bool = False,
+) -> str:
+    """Write a Medical Segmentation Decathlon style phantom dataset and return its ``dataset.json``.
+
+    Layout (paths in ``dataset.json`` are relative to ``output_dir``, as in the Decathlon)::
+
+        output_dir/dataset.json
+        output_dir/imagesTr/phantom_000.nii.gz   output_dir/labelsTr/phantom_000.nii.gz   (training + validation)
+        output_dir/imagesTs/phantom_010.nii.gz   output_dir/labelsTs/phantom_010.nii.gz   (test)
+
+    ``dataset.json`` has the keys ``name``, ``description``, ``labels``, ``modality``, ``training``,
+    ``validation`` (held out, not part of ``training``), ``test`` (each a list of
+    ``{"image": ..., "label": ...}``), Decathlon bookkeeping keys and a ``"monai_ag_phantom"`` marker
+    with the generation parameters. Images are stored as ``int16`` HU, labels as ``uint8``, both
+    with the RAS+ affine of :func:`generate_phantom_case` as qform and sform. The case order is
+    ``training``, then ``validation``, then ``test``; case ``i`` uses a seed derived from ``(seed, i)``.
+
+    The call is idempotent: if ``output_dir`` already holds a phantom dataset with the same
+    parameters nothing is rewritten (missing case files are regenerated). ``dataset.json`` is
+    written last, so its presence means the dataset is complete.
+
+    Args:
+        output_dir: dataset directory; created if needed.
+        num_cases: total number of cases (training + validation + test), at least 2.
+        seed: non-negative dataset seed.
+        shape: volume size ``(x, y, z)`` in voxels, see :func:`generate_phantom_case`.
+        spacing: voxel size ``(x, y, z)`` in mm, see :func:`generate_phantom_case`.
+        num_validation: number of held-out validation cases (stored in ``imagesTr``/``labelsTr``).
+        num_test: number of test cases (stored in ``imagesTs``/``labelsTs``).
+        overwrite: regenerate an existing *phantom* dataset even if its parameters differ.
+            A directory whose ``dataset.json`` was not written by this module is never overwritten.
+
+    Returns:
+        The path of ``dataset.json``.
+
+    Raises:
+        ValueError: on invalid arguments.
+        FileExistsError: if ``output_dir`` holds a non-phantom dataset or foreign files, or (with
+            ``overwrite=False``) a phantom dataset generated with different parameters.
+    """
+    seed, num_cases, num_validation, num_test = _validate_dataset_args(seed, num_cases, num_validation, num_test)
+    shp, sp = _check_geometry(shape, spacing)
+    root = os.path.abspath(os.fspath(output_dir))
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise ValueError(f"output_dir must be a directory, got the file {root!r}.")
+    json_path = os.path.join(root, "dataset.json")
+    params, cases = _plan(seed, num_cases, num_validation, num_test, shp, sp)
+    description = _dataset_json(params, cases)
+
+    todo = cases
+    if os.path.isfile(json_path):
+        existing = _read_json(json_path)
+        marker = existing.get(PHANTOM_MARKER_KEY) if isinstance(existing, dict) else None
+        if not isinstance(marker, dict):
+            raise FileExistsError(
+                f"{json_path} exists and is not a monai_ag phantom dataset (no {PHANTOM_MARKER_KEY!r} marker); "
+                "refusing to overwrite it. Choose another output_dir."
+            )
+        differing = [k for k in params if _normalise(marker.get(k)) != _normalise(params[k])]
+        if differing and not overwrite:
+            detail = ", ".join(f"{k}={marker.get(k)!r} (requested {params[k]!r})" for k in differing)
+            raise FileExistsError(
+                f"{root} holds a phantom dataset generated with different parameters: {detail}. "
+                "Pass overwrite=True to regenerate it, or use another output_dir."
+            )
+        if differing:
+            logger.info("Overwriting phantom dataset in %s (changed: %s).", root, ", ".join(differing))
+            os.remove(json_path)
+            _remove_phantom_files(root)
+        else:
+            todo = [c for c in cases if not all(os.path.isfile(os.path.join(root, p)) for p in _case_paths(*c[:2]))]
+            if not todo:
+                logger.info("Reusing the existing synthetic phantom dataset in %s (%d cases).", root, num_cases)
+                return json_path
+            logger.warning("Phantom dataset in %s is missing %d case file(s); regenerating them.", root, len(todo))
+    elif os.path.isdir(root):
+        _check_foreign_content(root)
+
+    if todo is cases:
+        logger.info(
+            "Generating a synthetic phantom dataset (%d cases: %d training, %d validation, %d test; shape %s, "
+            "spacing %s mm, seed %d) in %s.",
+            num_cases, num_cases - num_validation - num_test, num_validation, num_test, shp, sp, seed, root,
+        )
+    for sub in _SUBDIRS:
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    start = time.perf_counter()
+    for name, split, case_seed in todo:
+        image, label, affine = generate_phantom_case(case_seed, shp, sp)
+        image_path, label_path = (os.path.join(root, p) for p in _case_paths(name, split))
+        desc = f"monai_ag phantom v{PHANTOM_VERSION} seed {case_seed}"
+        for path, array, dtype in ((image_path, image, np.int16), (label_path, label, np.uint8)):
+            if todo is cases or not os.path.isfile(path):  # when repairing, keep the files that exist
+                _atomic_write(path, _nifti_bytes(array, affine, dtype, desc))
+        logger.debug("Wrote phantom case %s (%s, seed %d).", name, split, case_seed)
+    json_bytes = (json.dumps(description, indent=4) + "\n").encode("utf-8")
+    if not (os.path.isfile(json_path) and _read_bytes(json_path) == json_bytes):
+        _atomic_write(json_path, json_bytes)
+    logger.info(
+        "Wrote %d phantom case(s) in %.1f s; dataset description: %s", len(todo), time.perf_counter() - start, json_path
+    )
+    return json_path
+
+
+def _normalise(value: Any) -> Any:
+    """Make stored (JSON) and requested parameters comparable."""
+    if isinstance(value, (list, tuple)):
+        return [float(v) for v in value]
+    return value
+
+
+def ensure_phantom_dataset(
+    output_dir: str | os.PathLike[str],
+    num_cases: int = 12,
+    seed: int = 0,
+    shape: Sequence[int] = DEFAULT_PHANTOM_SHAPE,
+    spacing: Sequence[float] = DEFAULT_PHANTOM_SPACING,
+    num_validation: int = 2,
+    num_test: int = 4,
+) -> str:
+    """Return the ``dataset.json`` of a phantom dataset in ``output_dir``, generating it only if missing.
+
+    Logs (``logging.getLogger("monai_ag.data.phantom")``, level INFO) whether a synthetic phantom
+    dataset is being generated (where and how many cases) or an existing one is reused. This is
+    :func:`generate_phantom_dataset` with ``overwrite=False``: an existing phantom dataset with
+    different parameters, or a non-phantom dataset, raises instead of being replaced.
+
+    Args:
+        output_dir: dataset directory.
+        num_cases: total number of cases, see :func:`generate_phantom_dataset`.
+        seed: non-negative dataset seed.
+        shape: volume size ``(x, y, z)`` in voxels.
+        spacing: voxel size ``(x, y, z)`` in mm.
+        num_validation: number of validation cases.
+        num_test: number of test cases.
+
+    Returns:
+        The path of ``dataset.json``.
+
+    Raises:
+        ValueError: on invalid arguments.
+        FileExistsError: if ``output_dir`` holds something other than a phantom dataset with these parameters.
+    """
+    return generate_phantom_dataset(
+        output_dir,
+        num_cases=num_cases,
+        seed=seed,
+        shape=shape,
+        spacing=spacing,
+        num_validation=num_validation,
+        num_test=num_test,
+        overwrite=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point: ``python -m monai_ag.data.phantom --output_dir DIR [options]``.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit status (0 on success, 1 on a refused or invalid request).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_ag.data.phantom",
+        description="Generate a deterministic synthetic abdominal CT phantom dataset (Decathlon layout).",
+    )
+    parser.add_argument("--output_dir", "--output-dir", required=True, help="dataset directory")
+    parser.add_argument("--num_cases", "--num-cases", type=int, default=12, help="total cases (default: 12)")
+    parser.add_argument(
+        "--num_validation", "--num-validation", type=int, default=2, help="validation cases (default: 2)"
+    )
+    parser.add_argument("--num_test", "--num-test", type=int, default=4, help="test cases (default: 4)")
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
+    parser.add_argument(
+        "--shape", type=int, nargs=3, default=list(DEFAULT_PHANTOM_SHAPE), metavar=("X", "Y", "Z"),
+        help=f"volume shape in voxels (default: {' '.join(map(str, DEFAULT_PHANTOM_SHAPE))})",
+    )
+    parser.add_argument(
+        "--spacing", type=float, nargs=3, default=list(DEFAULT_PHANTOM_SPACING), metavar=("SX", "SY", "SZ"),
+        help=f"voxel size in mm (default: {' '.join(map(str, DEFAULT_PHANTOM_SPACING))})",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="regenerate an existing phantom dataset")
+    parser.add_argument("--quiet", action="store_true", help="only log warnings")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        path = generate_phantom_dataset(
+            args.output_dir,
+            num_cases=args.num_cases,
+            seed=args.seed,
+            shape=args.shape,
+            spacing=args.spacing,
+            num_validation=args.num_validation,
+            num_test=args.num_test,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""The bundle end to end on tiny phantom data: train -> evaluate -> infer, resume, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigWorkflow
+from monai.transforms import LoadImage
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundle"
+
+# a CPU-second profile: 8 mm phantom volumes, a narrow network, two epochs
+TINY = {
+    "spacing": [8.0, 8.0, 8.0],
+    "patch_size": [32, 32, 24],
+    "network_def#channels": [4, 8, 16, 32, 64],
+    "max_epochs": 2,
+    "val_interval": 1,
+    "batch_size": 2,
+    "num_samples": 1,
+}
+
+
+def raises(match: str, fn, *args, **kwargs) -> BaseException:
+    """Call ``fn``; it must raise an error whose message, or a cause's (the bundle parser wraps
+    errors in "Failed to evaluate ..."), matches ``match``."""
+    import re
+
+    with pytest.raises(Exception) as info:
+        fn(*args, **kwargs)
+    err: BaseException | None = info.value
+    messages = []
+    while err is not None:
+        messages.append(str(err))
+        err = err.__cause__ or err.__context__
+    assert any(re.search(match, m) for m in messages), messages
+    return info.value
+
+
+def workflow(root: Path, files: list[str], workflow_type: str, **overrides) -> ConfigWorkflow:
+    wf = ConfigWorkflow(
+        config_file=[str(root / "configs" / f) for f in files],
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=str(root / "configs" / "logging.conf"),
+        workflow_type=workflow_type,
+        bundle_root=str(root),
+        **overrides,
+    )
+    wf.initialize()
+    return wf
+
+
+def train(root: Path, data: Path, **overrides) -> ConfigWorkflow:
+    wf = workflow(root, ["train.json"], "train", dataset_dir=str(data), **{**TINY, **overrides})
+    wf.run()
+    wf.finalize()
+    return wf
+
+
+def infer_overrides(**kw):
+    return {"spacing": TINY["spacing"], "patch_size": TINY["patch_size"], "network_def#channels": TINY["network_def#channels"], **kw}
+
+
+def _random_weights(root: Path) -> None:
+    """An untrained model.pt, for checks that need weights but not a trained model."""
+    parser = workflow_parser(root)
+    (root / "models").mkdir(exist_ok=True)
+    torch.save(parser.get_parsed_content("network_def").state_dict(), root / "models" / "model.pt")
+
+
+def workflow_parser(root: Path):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / "inference.json"))
+    parser["network_def#channels"] = TINY["network_def#channels"]
+    return parser
+
+
+def test_check_properties(bundle_copy, tiny_phantom):
+    assert workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), **TINY).check_properties() == []
+    _random_weights(bundle_copy)
+    infer = workflow(bundle_copy, ["inference.json"], "infer", dataset_dir=str(tiny_phantom), **infer_overrides())
+    assert infer.check_properties() == []
+
+
+def test_metadata_validates_against_schema(tmp_path):
+    schema = BUNDLE.parents[1] / "shared" / "schema" / "meta_schema_20240725.json"
+    if not schema.is_file():
+        pytest.skip(f"schema not available at {schema}")
+    out = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "verify_metadata", "--meta_file", str(BUNDLE / "configs" / "metadata.json"),
+         "--filepath", str(schema)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "metadata is verified with no error" in out.stdout + out.stderr
+
+
+def test_channel_def_matches_configs():
+    meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
+    channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
+    for name in ("train.json", "inference.json"):
+        config = json.loads((BUNDLE / "configs" / name).read_text())
+        assert config["class_names"] == channel_def
+        assert config["num_classes"] == len(channel_def) == meta["network_data_format"]["outputs"]["pred"]["num_channels"]
+
+
+def test_train_evaluate_infer(bundle_copy, tiny_phantom, tmp_path):
+    wf = train(bundle_copy, tiny_phantom)
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    assert trainer.state.epoch == 2
+    model = bundle_copy / "models" / "model.pt"
+    assert model.is_file() and (bundle_copy / "models" / "checkpoint.pt").is_file()
+    runs = list((bundle_copy / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "run.json").is_file()
+    assert any(f.name.startswith("events.out.tfevents") for f in runs[0].iterdir())
+
+    # model.pt is a plain state dict that loads strictly into the inference network_def
+    infer = workflow(bundle_copy, ["inference.json"], "infer", dataset_dir=str(tiny_phantom), **infer_overrides())
+    net = infer.parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(model, map_location="cpu", weights_only=True), strict=True)
+    assert not net.deep_supervision_outputs
+
+    ev = workflow(bundle_copy, ["inference.json", "evaluate.json"], "infer", dataset_dir=str(tiny_phantom), **infer_overrides())
+    ev.run()
+    summary = json.loads((bundle_copy / "eval" / "summary.json").read_text())
+    assert 0.0 <= summary["mean_dice"] <= 1.0
+    with open(bundle_copy / "eval" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 4  # 2 test cases x 4 organs
+    preds = sorted((bundle_copy / "eval" / "predictions").glob("*_seg.nii.gz"))
+    assert len(preds) == 2
+    # a second evaluation refuses to replace the first one's results before doing any work
+    raises("metrics.csv already exists", workflow, bundle_copy, ["inference.json", "evaluate.json"], "infer",
+           dataset_dir=str(tiny_phantom), **infer_overrides())
+
+    # inference on a single file writes a uint8 label map in the input's geometry
+    image = tiny_phantom / "imagesTs" / "phantom_003.nii.gz"
+    out_dir = tmp_path / "single"
+    inf = workflow(bundle_copy, ["inference.json"], "infer", input_path=str(image), output_dir=str(out_dir),
+                   save_probabilities=True, save_attention_maps=True, keep_largest_component=True, **infer_overrides())
+    inf.run()
+    seg = nib.load(str(out_dir / "phantom_003_seg.nii.gz"))
+    src = nib.load(str(image))
+    assert seg.shape == src.shape and seg.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(seg.affine, src.affine, atol=1e-4)
+    assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2, 3, 4}
+    prob = nib.load(str(out_dir / "phantom_003_prob.nii.gz"))
+    assert prob.shape == (*src.shape, 5)
+    np.testing.assert_allclose(np.asarray(prob.dataobj).sum(-1), 1.0, atol=1e-3)
+    att = nib.load(str(out_dir / "phantom_003_attention.nii.gz"))
+    assert att.shape == (*src.shape, 6)  # 3 gated levels x 2 heads
+    a = np.asarray(att.dataobj)
+    assert a.min() >= -1e-6 and a.max() <= 1 + 1e-6
+    assert not list(out_dir.glob(".*partial*"))
+
+
+def test_resume_continues_where_it_stopped(bundle_copy, tiny_phantom):
+    class Interrupt(Exception):
+        pass
+
+    wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), **{**TINY, "max_epochs": 3})
+    trainer = wf.parser.get_parsed_content("train#trainer")
+
+    def stop(engine):
+        raise Interrupt("simulated interruption")
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=2), stop)
+    raises("simulated interruption", wf.run)
+    ckpt = torch.load(bundle_copy / "models" / "checkpoint.pt", map_location="cpu", weights_only=True)
+    iters_per_epoch = ckpt["trainer"]["epoch_length"]
+    assert ckpt["trainer"]["iteration"] == 2 * iters_per_epoch  # saved after epoch 2, before the interruption
+    saved_steps = {k: v["step"] for k, v in ckpt["optimizer"]["state"].items()}
+
+    resumed = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), resume=True, **{**TINY, "max_epochs": 3})
+    trainer = resumed.parser.get_parsed_content("train#trainer")
+    optimizer = resumed.parser.get_parsed_content("optimizer")
+    seen = {}
+    trainer.add_event_handler(
+        Events.STARTED, lambda e: seen.update(epoch=e.state.epoch, steps={i: float(s["step"]) for i, s in enumerate(optimizer.state.values())})
+    )
+    resumed.run()
+    assert seen["epoch"] == 2
+    assert sorted(seen["steps"].values()) == sorted(float(s) for s in saved_steps.values())
+    assert trainer.state.epoch == 3
+    assert trainer.state.iteration == 3 * iters_per_epoch
+    # the resumed best-model saver still knows the best score: it cannot overwrite a better model.pt
+    saver = resumed.parser.get_parsed_content("validate#model_saver")
+    (tracked,) = saver.state_dict().values()
+    (best_before,) = ckpt["best_model_saver"].values()
+    assert tracked and tracked[0] == best_before[0] or tracked[0][0] > best_before[0][0], "best-score tracking lost"
+
+
+def test_resume_without_checkpoint_is_a_clear_error(bundle_copy, tiny_phantom):
+    wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), resume=True, **TINY)
+    raises("no training checkpoint at .*checkpoint.pt", wf.run)
+
+
+def test_inference_without_weights_fails_early(bundle_copy, tiny_phantom):
+    raises(r"trained weights not found: .*model.pt", workflow, bundle_copy, ["inference.json"], "infer",
+           dataset_dir=str(tiny_phantom))
+
+
+def test_missing_dataset_dir_fails_early(bundle_copy, tmp_path):
+    missing = tmp_path / "nowhere"
+    wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(missing), **TINY)
+    raises(r"nowhere.*(does not exist|not found|missing)", wf.parser.get_parsed_content, "train#dataset")
+
+
+def test_bad_label_values_fail_early(bundle_copy, tiny_phantom, tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    entries = json.loads((tiny_phantom / "dataset.json").read_text())
+    for split in ("training", "validation"):
+        for e in entries[split]:
+            for k in ("image", "label"):
+                e[k] = str((tiny_phantom / e[k]).resolve())
+    bad = nib.load(entries["training"][0]["label"])
+    arr = np.asarray(bad.dataobj).copy()
+    arr[0, 0, 0] = 7
+    nib.save(nib.Nifti1Image(arr, bad.affine), str(data / "bad_label.nii.gz"))
+    entries["training"][0]["label"] = str(data / "bad_label.nii.gz")
+    (data / "dataset.json").write_text(json.dumps(entries))
+    wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(data), **TINY)
+    raises(r"bad_label.nii.gz.*7", wf.parser.get_parsed_content, "train#dataset")
+
+
+def test_bundle_root_without_configs_fails_early(tmp_path, tiny_phantom):
+    wf = ConfigWorkflow(
+        config_file=str(BUNDLE / "configs" / "train.json"), workflow_type="train", bundle_root=str(tmp_path),
+        dataset_dir=str(tiny_phantom), logging_file=False,
+    )
+    raises("has no configs/ folder", wf.initialize)
+
+
+def _cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", *args], cwd=cwd, capture_output=True, text=True, timeout=900,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _overrides(d: dict) -> list[str]:
+    out = []
+    for k, v in d.items():
+        out += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
+    return out
+
+
+@pytest.mark.slow
+def test_command_line_train_and_evaluate(bundle_copy, tiny_phantom):
+    train_cli = _cli(["--config_file", "configs/train.json", "--dataset_dir", str(tiny_phantom), *_overrides(TINY)], bundle_copy)
+    assert train_cli.returncode == 0, train_cli.stderr[-3000:]
+    assert (bundle_copy / "models" / "model.pt").is_file()
+    ev = _cli(
+        ["--config_file", "['configs/inference.json','configs/evaluate.json']", "--dataset_dir", str(tiny_phantom),
+         *_overrides(infer_overrides())],
+        bundle_copy,
+    )
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert "mean" in ev.stdout and (bundle_copy / "eval" / "summary.csv").is_file()
+    record = json.loads(next((bundle_copy / "runs").iterdir()).joinpath("run.json").read_text())
+    assert record["config"]["max_epochs"] in (2, "2")
+
+
+def test_bundle_fails_at_once_without_monai_ag(bundle_copy, tiny_phantom):
+    blocker = (
+        "import sys, runpy\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'monai_ag' or name.startswith('monai_ag.'):\n"
+        "            raise ModuleNotFoundError(f\"No module named '{name}'\")\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['monai.bundle', 'run', '--config_file', 'configs/train.json', '--dataset_dir', sys.argv[1]]\n"
+        "runpy.run_module('monai.bundle', run_name='__main__')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", blocker, str(tiny_phantom)], cwd=bundle_copy, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "this bundle needs the monai-ag package" in out.stderr
+    assert "Loading dataset" not in out.stderr  # it stopped before any work
+
+
+@pytest.mark.slow
+def test_inference_geometry_real_nifti_and_dicom(bundle_copy, shared_data, tmp_path):
+    _random_weights(bundle_copy)
+    for source, reader in [
+        (shared_data / "totalseg" / "example_ct.nii.gz", None),  # flipped direction (-1, -1, 1)
+        (shared_data / "totalseg" / "example_ct_dicom", "ITKReader"),
+    ]:
+        out_dir = tmp_path / source.name
+        wf = workflow(bundle_copy, ["inference.json"], "infer", **infer_overrides(input_path=str(source), output_dir=str(out_dir)))
+        wf.run()
+        (seg_path,) = list(out_dir.glob("*_seg.nii.gz"))
+        ref = LoadImage(image_only=True, reader=reader)(str(source))
+        seg = LoadImage(image_only=True)(str(seg_path))
+        assert tuple(seg.shape) == tuple(ref.shape)
+        np.testing.assert_allclose(np.asarray(seg.affine), np.asarray(ref.affine), atol=1e-4)
