@@ -24,7 +24,8 @@ Anatomy (all sizes in mm, so the same seed gives the same patient at any spacing
 - aorta and inferior vena cava, a splenic vein along the back of the pancreas;
 - visceral fat, a stomach, a gallbladder, the duodenum and scattered bowel loops with
   20-50 HU walls/contents and gas pockets (about -900 HU) with gas-fluid levels;
-- labelled organs: liver (patient right, upper abdomen, wedge shaped, wrapping the IVC),
+- labelled organs: liver (patient right, upper abdomen, wedge shaped, its left lobe draped over the
+  stomach, abutting the IVC),
   spleen (crescent, posterior-lateral left), kidneys (bean shaped with a hilum, cortex and medulla,
   lateral to the spine) and a thin oblique pancreas from the duodenal C-loop across the aorta to the
   splenic hilum, anterior to the left kidney, whose intensity overlaps bowel and soft tissue.
@@ -423,14 +424,14 @@ class _Phantom:
             b = np.asarray(base, dtype=np.float64) * np.array([sx, sy, 1.0])
             return b + rng.uniform(-1.0, 1.0, 3) * np.asarray(amount)
 
-        # liver: large wedge on the patient's right, cut obliquely below/left, wrapped around the IVC
-        c = jitter((30.0, 12.0, 4.0), (5.0, 4.0, 3.0))
+        # liver: large wedge on the patient's right, cut obliquely below/left, its medial edge at the IVC
+        c = jitter((30.0, 18.0, 4.0), (5.0, 4.0, 3.0))
         radii = (rng.uniform(104.0, 114.0), rng.uniform(88.0, 96.0), rng.uniform(70.0, 76.0))
         liver = _Blob(c, _small_rotation(rng, 8.0).T, radii, _Waves(rng, 0.05, 0.3, 1.0))
         normal = _unit((-rng.uniform(0.2, 0.4), -0.15, -1.0))
-        cut_point = c + np.array([0.0, 0.0, -rng.uniform(50.0, 58.0)])
+        cut_point = c + np.array([0.0, 0.0, -rng.uniform(56.0, 64.0)])
         # the liver does not reach left of the IVC behind the pancreas / stomach (no wrapping of the aorta)
-        medial_corner = np.array([23.0 * sx, self.y_spine + 48.0, 0.0])
+        medial_corner = np.array([40.0 * sx, self.y_spine + 48.0, 0.0])
         gb = _Blob(
             c + np.array([-8.0, 40.0, -36.0]) + rng.uniform(-3.0, 3.0, 3),
             _rotated(_frame((0.0, 0.5, -1.0), (1.0, 0.0, 0.0)), rng, 12.0),
@@ -589,6 +590,7 @@ class _Phantom:
     ) -> None:
         """Paint a hollow viscus: wall, fluid/soft-tissue content and an anterior gas pocket."""
         g = self.grid
+        hu_gas = self.rng.uniform(-950.0, -850.0)  # drawn first: the random stream must not depend on the FOV
         sl = blob.box(g, margin)
         if _is_empty(sl):
             return
@@ -605,7 +607,7 @@ class _Phantom:
             gas_level = extent * (1.0 - 2.0 * gas_fraction)  # gas rises anteriorly (patient supine)
             gas = content & (dy > gas_level)
             sub[content & ~gas] = hu_content
-            sub[gas] = self.rng.uniform(-950.0, -850.0)
+            sub[gas] = hu_gas
         else:
             sub[content] = hu_content
 
@@ -651,8 +653,8 @@ class _Phantom:
             axis = rng.standard_normal(3)
             radius = rng.uniform(9.0, 15.0)
             loops.append((centre, _frame(axis, rng.standard_normal(3)), (rng.uniform(18.0, 35.0), radius, radius)))
-        for centre, frame, radii in loops:
-            kind = rng.uniform()
+        for index, (centre, frame, radii) in enumerate(loops):
+            kind = rng.uniform() if index >= len(colon) else 0.0  # the colon always holds some gas
             waves = _Waves(rng, 0.06, 0.5, 1.5)
             blob = _Blob(centre, frame, radii, waves)
             if kind < 0.35:  # gas with a fluid level
@@ -785,8 +787,8 @@ def generate_phantom_case(
     seed = _check_int("seed", seed, 0)
     shp, sp = _check_geometry(shape, spacing)
     image, label, affine = _Phantom(seed, shp, sp).build()
-    present = set(np.unique(label).tolist())
-    missing = sorted(set(PHANTOM_LABELS) - present)
+    counts = np.bincount(label.ravel(), minlength=len(PHANTOM_LABELS))
+    missing = [value for value in PHANTOM_LABELS if counts[value] == 0]
     if missing:  # cannot happen for valid geometry; guard against silent empty classes
         raise RuntimeError(f"phantom seed={seed} shape={shp} spacing={sp} lacks labels {missing}.")
     return image, label, affine
