@@ -14,6 +14,8 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from monai.handlers import CheckpointSaver
 
+from monai_ag.utils.bundle import as_bool
+
 __all__ = ["KeyMetricCheckpointSaver", "TrainingCheckpoint"]
 
 
@@ -89,7 +91,7 @@ class TrainingCheckpoint:
             raise ValueError(f"interval must be >= 1 epoch, got {interval}.")
         self.save_path = Path(save_path)
         self.save_dict = dict(save_dict)
-        self.resume = bool(resume)
+        self.resume = as_bool(resume, "resume")
         self.engine_key = engine_key
         self.interval = interval
         self.validator = validator

@@ -11,6 +11,8 @@ from monai.data import MetaTensor
 from monai.transforms import SaveImage, SaveImaged
 from monai.utils import MetaKeys
 
+from monai_ag.utils.bundle import as_bool
+
 __all__ = ["SafeSaveImage", "SafeSaveImaged"]
 
 
@@ -27,7 +29,7 @@ class SafeSaveImage(SaveImage):
 
     def __init__(self, *args, overwrite: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.overwrite = overwrite
+        self.overwrite = as_bool(overwrite, "overwrite")
 
     def __call__(
         self, img: torch.Tensor | np.ndarray, meta_data: dict | None = None, filename: str | os.PathLike | None = None
@@ -78,4 +80,4 @@ class SafeSaveImaged(SaveImaged):
         # SaveImaged builds its SaveImage from many arguments: upgrade that instance in place rather
         # than re-listing them, so every SaveImaged option keeps working
         self.saver.__class__ = SafeSaveImage
-        self.saver.overwrite = overwrite
+        self.saver.overwrite = as_bool(overwrite, "overwrite")

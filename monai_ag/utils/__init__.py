@@ -1,5 +1,12 @@
 from __future__ import annotations
 
-from .bundle import check_bundle, require_file, save_run_config
+from .bundle import as_bool, check_bundle, evaluate_predictions, refuse_overwrite, require_file, save_run_config
 
-__all__ = ["check_bundle", "require_file", "save_run_config"]
+__all__ = [
+    "as_bool",
+    "check_bundle",
+    "evaluate_predictions",
+    "refuse_overwrite",
+    "require_file",
+    "save_run_config",
+]

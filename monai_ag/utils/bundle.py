@@ -10,9 +10,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_bundle", "evaluate_predictions", "refuse_overwrite", "require_file", "save_run_config"]
+__all__ = ["as_bool", "check_bundle", "evaluate_predictions", "refuse_overwrite", "require_file", "save_run_config"]
 
 logger = logging.getLogger(__name__)
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0", "")
+
+
+def as_bool(value: Any, name: str = "flag") -> bool:
+    """
+    A config flag as a bool. ``python -m monai.bundle run --flag false`` passes the *string*
+    ``"false"``, which Python treats as true; this reads ``true/false/yes/no/on/off/1/0`` (any case)
+    and real bools, and rejects anything else with a message naming the flag.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{name} must be true or false, got {value!r}.")
 
 
 def check_bundle(bundle_root: str | os.PathLike, *_: Any) -> str:
@@ -109,7 +128,7 @@ def save_run_config(run_dir: str | os.PathLike) -> str:
 
 def refuse_overwrite(path: str | os.PathLike, overwrite: bool = False) -> str:
     """Stop before any work when ``path`` exists and ``overwrite`` is off (a run must not replace results)."""
-    if Path(path).exists() and not overwrite:
+    if Path(path).exists() and not as_bool(overwrite, "overwrite"):
         raise FileExistsError(
             f"{path} already exists from an earlier run; pass --overwrite true to replace it or choose another "
             "--output_dir."
@@ -141,5 +160,6 @@ def evaluate_predictions(
     pairs = pair_predictions(pred_dir, datalist, postfix=postfix)
     names = {int(k): v for k, v in class_names.items() if int(k) != 0}
     return segmentation_report(
-        [p for p, _ in pairs], [lb for _, lb in pairs], names, output_dir=output_dir, overwrite=overwrite
+        [p for p, _ in pairs], [lb for _, lb in pairs], names, output_dir=output_dir,
+        overwrite=as_bool(overwrite, "overwrite"),
     )

@@ -306,3 +306,47 @@ def test_inference_geometry_real_nifti_and_dicom(bundle_copy, shared_data, tmp_p
         seg = LoadImage(image_only=True)(str(seg_path))
         assert tuple(seg.shape) == tuple(ref.shape)
         np.testing.assert_allclose(np.asarray(seg.affine), np.asarray(ref.affine), atol=1e-4)
+
+
+def test_verify_net_in_out_and_ckpt_export(bundle_copy, tmp_path):
+    from monai.bundle import ckpt_export, verify_net_in_out
+
+    configs = bundle_copy / "configs"
+    verify_net_in_out(
+        net_id="network_def", meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
+        device="cpu", bundle_root=str(bundle_copy),
+    )
+    _random_weights(bundle_copy)
+    ts = tmp_path / "model.ts"
+    ckpt_export(
+        net_id="network_def", filepath=str(ts), ckpt_file=str(bundle_copy / "models" / "model.pt"),
+        meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
+        bundle_root=str(bundle_copy), **{"network_def#channels": TINY["network_def#channels"]},
+    )
+    loaded = torch.jit.load(str(ts))
+    parser = workflow_parser(bundle_copy)
+    net = parser.get_parsed_content("network_def").eval()
+    net.load_state_dict(torch.load(bundle_copy / "models" / "model.pt", weights_only=True))
+    x = torch.rand(1, 1, 35, 33, 21)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_mlflow_tracking(bundle_copy, tiny_phantom, tmp_path):
+    pytest.importorskip("mlflow")
+    # the bundle's default tracking_uri: an SQLite file in the bundle (MLflow dropped the file store)
+    wf = ConfigWorkflow(
+        config_file=str(bundle_copy / "configs" / "train.json"), meta_file=str(bundle_copy / "configs" / "metadata.json"),
+        logging_file=False, workflow_type="train", bundle_root=str(bundle_copy), dataset_dir=str(tiny_phantom),
+        tracking="mlflow", **{**TINY, "max_epochs": 1},
+    )
+    uri = "sqlite:///" + str((bundle_copy / "mlruns.db").resolve())
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert runs, "no MLflow run was recorded"
+    assert any("val_mean_dice" in r.data.metrics for r in runs)
