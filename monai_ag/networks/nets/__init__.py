@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from .grid_attention_unet import GridAttentionUNet
+from .grid_attention_unet import FoldedGridAttentionUNet, GridAttentionUNet
 
-__all__ = ["GridAttentionUNet"]
+__all__ = ["FoldedGridAttentionUNet", "GridAttentionUNet"]
