@@ -14,7 +14,7 @@ from monai.utils import ensure_tuple_rep, look_up_option
 
 from monai_ag.networks.fusion import BufferPool, FoldedConv, channels_last, fold_post
 
-__all__ = ["FoldedGridAttentionGate", "GridAttentionGate", "interpolate_mode", "resize_needed"]
+__all__ = ["FoldedGridAttentionGate", "GridAttentionGate", "interpolate_mode", "pad_to_factor", "resize_needed"]
 
 _NONLINEARITIES = ("relu", "softplus")
 _NORMALIZATIONS = ("sigmoid", "softmax")
@@ -27,6 +27,18 @@ def resize_needed(t: torch.Tensor, size: list[int]) -> bool:
         if torch.compiler.is_compiling():
             return True
     return t.shape[2:] != size
+
+
+def pad_to_factor(x: torch.Tensor, factor: list[int]) -> torch.Tensor:
+    """Replicate-pad ``x`` at the far end of each spatial axis shorter than ``factor`` (a skip smaller
+    than the gate's stride still gets one coarse cell); returns ``x`` itself when none is."""
+    pad: list[int] = []
+    short = False
+    for d in range(len(factor) - 1, -1, -1):
+        missing = factor[d] - x.shape[2 + d]
+        pad += [0, max(missing, 0)]
+        short = short or missing > 0
+    return F.pad(x, pad, mode="replicate") if short else x
 
 
 def interpolate_mode(spatial_dims: int) -> str:
@@ -104,6 +116,7 @@ class GridAttentionGate(nn.Module):
         self.in_channels = in_channels
         self.heads = heads
         self.sub_sample_factor = factor
+        self.factor: list[int] = list(factor)
         self.softplus = look_up_option(nonlinearity, _NONLINEARITIES) == "softplus"
         self.softmax = look_up_option(normalization, _NORMALIZATIONS) == "softmax"
         self.mode = interpolate_mode(spatial_dims)
@@ -131,7 +144,7 @@ class GridAttentionGate(nn.Module):
             the gated features ``(B, in_channels, *spatial)`` and the coefficients
             ``(B, heads, *spatial)``.
         """
-        theta_x = self.theta(x)
+        theta_x = self.theta(pad_to_factor(x, self.factor))
         phi_g = self.phi(g)
         if resize_needed(phi_g, theta_x.shape[2:]):
             phi_g = F.interpolate(phi_g, size=theta_x.shape[2:], mode=self.mode, align_corners=False)
@@ -190,6 +203,7 @@ class FoldedGridAttentionGate:
         self.theta = FoldedConv(gate.theta, [nn.ReLU()] if not gate.softplus else [])
         self.phi = FoldedConv(gate.phi)
         self.psi = FoldedConv(gate.psi, [nn.Sigmoid()] if not gate.softmax else [])
+        self.factor = gate.factor
         self.combined = combined
 
     @classmethod
@@ -239,14 +253,17 @@ class FoldedGridAttentionGate:
             the gated features and the coefficients, as :py:meth:`GridAttentionGate.forward`.
         """
         phi_g = self.phi(g)
-        size = tuple(self.theta.out_shape(x)[2:])
+        x_theta = pad_to_factor(x, self.factor)
+        if x_theta is not x:
+            x_theta = channels_last(x_theta)
+        size = tuple(self.theta.out_shape(x_theta)[2:])
         if resize_needed(phi_g, size):
             phi_g = F.interpolate(phi_g, size=size, mode=self.mode, align_corners=False)
         # f = relu(theta(x) + phi(g)): theta's convolution accumulates into phi(g) with the ReLU fused
         if self.softplus:
-            f = F.softplus(self.theta.add_into(channels_last(phi_g), x))
+            f = F.softplus(self.theta.add_into(channels_last(phi_g), x_theta))
         else:
-            f = self.theta.add_into(channels_last(phi_g), x)
+            f = self.theta.add_into(channels_last(phi_g), x_theta)
         q = self.psi(f)
         alpha = torch.softmax(q.flatten(2), dim=2).view_as(q) if self.softmax else q
         if resize_needed(alpha, x.shape[2:]):

@@ -312,14 +312,7 @@ class GridAttentionUNet(nn.Module):
                 f"{type(self).__name__} expects {self.in_channels} input channel(s) (in_channels), "
                 f"got {x.shape[1]} in input of shape {tuple(x.shape)}."
             )
-        size = [int(n) for n in x.shape[2:]]
-        for i, stride in enumerate(self.strides):
-            if i + 1 in self.gated_levels and any(n < s for n, s in zip(size, stride)):
-                raise ValueError(
-                    f"input spatial size {tuple(x.shape[2:])} is too small: the gate on level {i + 1} needs a skip "
-                    f"of at least {stride} voxels but gets {tuple(size)}."
-                )
-            size = [math.ceil(n / s) for n, s in zip(size, stride)]
+        size = list(self.bottleneck_size(x.shape[2:]))
         if self.training:
             values = math.prod(size) * (x.shape[0] if self._batch_norm else 1)
             if values < 2:

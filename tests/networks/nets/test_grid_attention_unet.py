@@ -164,10 +164,18 @@ def test_training_too_small_input_is_a_clear_error():
     net(torch.randn(2, 1, 16, 16, 16))  # two values per channel are enough for batch norm
 
 
-def test_eval_too_small_input_is_a_clear_error():
+@pytest.mark.parametrize("size", [(8, 8, 8), (5, 7, 3), (1, 1, 1), (9, 17, 2)])
+def test_eval_tiny_inputs(size):
+    """Skips smaller than a gate's stride are padded for theta: every size works in eval mode."""
     net = GridAttentionUNet(3, 1, 2).eval()
-    with pytest.raises(ValueError, match="too small: the gate on level 4"):
-        net(torch.randn(1, 1, 8, 8, 8))
+    x = torch.randn(1, 1, *size)
+    with torch.no_grad():
+        fast = net(x)
+        net.fast_inference = False
+        plain = net(x)
+    assert fast.shape == plain.shape == (1, 2, *size)
+    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=0)
+    assert torch.equal(fast.argmax(1), plain.argmax(1))
 
 
 @pytest.mark.parametrize(
