@@ -612,7 +612,7 @@ class _Phantom:
             sub[content] = hu_content
 
     def viscera(self) -> None:
-        rng, g = self.rng, self.grid
+        rng = self.rng
         sx, sy = self.sx, self.sy
         # gallbladder (carved out of the liver)
         gb: _Blob = self.extras["gallbladder"]

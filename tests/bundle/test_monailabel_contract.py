@@ -5,7 +5,6 @@ BundleTrainTask, as read from MONAI Label's source."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import monai.bundle

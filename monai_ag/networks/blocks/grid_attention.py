@@ -115,8 +115,7 @@ class GridAttentionGate(nn.Module):
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.heads = heads
-        self.sub_sample_factor = factor
-        self.factor: list[int] = list(factor)
+        self.sub_sample_factor: list[int] = list(factor)
         self.softplus = look_up_option(nonlinearity, _NONLINEARITIES) == "softplus"
         self.softmax = look_up_option(normalization, _NORMALIZATIONS) == "softmax"
         self.mode = interpolate_mode(spatial_dims)
@@ -144,7 +143,7 @@ class GridAttentionGate(nn.Module):
             the gated features ``(B, in_channels, *spatial)`` and the coefficients
             ``(B, heads, *spatial)``.
         """
-        theta_x = self.theta(pad_to_factor(x, self.factor))
+        theta_x = self.theta(pad_to_factor(x, self.sub_sample_factor))
         phi_g = self.phi(g)
         if resize_needed(phi_g, theta_x.shape[2:]):
             phi_g = F.interpolate(phi_g, size=theta_x.shape[2:], mode=self.mode, align_corners=False)
@@ -203,7 +202,7 @@ class FoldedGridAttentionGate:
         self.theta = FoldedConv(gate.theta, [nn.ReLU()] if not gate.softplus else [])
         self.phi = FoldedConv(gate.phi)
         self.psi = FoldedConv(gate.psi, [nn.Sigmoid()] if not gate.softmax else [])
-        self.factor = gate.factor
+        self.sub_sample_factor = gate.sub_sample_factor
         self.combined = combined
 
     @classmethod
@@ -253,7 +252,7 @@ class FoldedGridAttentionGate:
             the gated features and the coefficients, as :py:meth:`GridAttentionGate.forward`.
         """
         phi_g = self.phi(g)
-        x_theta = pad_to_factor(x, self.factor)
+        x_theta = pad_to_factor(x, self.sub_sample_factor)
         if x_theta is not x:
             x_theta = channels_last(x_theta)
         size = tuple(self.theta.out_shape(x_theta)[2:])
