@@ -9,6 +9,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "classes": ("CLASS_NAMES", "NUM_CLASSES", "ORGAN_NAMES", "class_index"),
     "datalist": (
         "check_datalist",
         "inference_datalist",
