@@ -449,7 +449,7 @@ class _OrtNet(nn.Module):
 
         import onnxruntime as ort
 
-        from monai_ag.networks.utils import export_onnx
+        from monai_ag.networks.export import export_onnx
 
         self.source = net
         with tempfile.TemporaryDirectory() as tmp:

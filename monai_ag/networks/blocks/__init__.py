@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from .grid_attention import FoldedGridAttentionGate, GridAttentionGate
+from .grid_attention import GridAttentionGate
 
-__all__ = ["FoldedGridAttentionGate", "GridAttentionGate"]
+__all__ = ["GridAttentionGate"]

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from .grid_attention_unet import FoldedGridAttentionUNet, GridAttentionUNet
+from .grid_attention_unet import GridAttentionUNet
 
-__all__ = ["FoldedGridAttentionUNet", "GridAttentionUNet"]
+__all__ = ["GridAttentionUNet"]
