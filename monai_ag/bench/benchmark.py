@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from monai_ag.networks.nets import GridAttentionUNet
+from monai_ag.utils.fileio import atomic_write, refuse_overwrite
 
 __all__ = [
     "BASELINE",
@@ -596,8 +597,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = _parse(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     output = Path(args.output or f"monai_ag_bench_{torch.device(device).type}.json")
-    if output.exists() and not args.overwrite:
-        raise SystemExit(f"{output} exists: pass --overwrite to replace it, or choose another --output.")
+    try:
+        refuse_overwrite(output, args.overwrite, option="--overwrite")
+    except FileExistsError as e:
+        raise SystemExit(str(e)) from None
     kwargs: dict[str, Any] = dict(
         patch_size=args.patch_size,
         volume_size=args.volume_size,
@@ -618,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results = run_benchmark(**kwargs, log=lambda m: print(m, file=sys.stderr, flush=True))
     results["command"] = "python -m monai_ag.bench " + " ".join(sys.argv[1:] if argv is None else argv)
     print(format_table(results))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2))
+    with atomic_write(output) as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
     print(f"\nwritten {output}")
     return results

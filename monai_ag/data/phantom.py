@@ -61,13 +61,14 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
+
+from monai_ag.utils.fileio import atomic_write, final_name
 
 __all__ = [
     "DEFAULT_PHANTOM_SHAPE",
@@ -104,8 +105,9 @@ _Z_NORM_MM = 96.0  # z (mm) at which the body-shape polynomials are normalised
 _ORGAN_CLEARANCE_MM = 3.0  # fat plane between organs and bone / muscle / vessels
 
 _SUBDIRS = ("imagesTr", "labelsTr", "imagesTs", "labelsTs")
-_OWN_FILE_RE = re.compile(r"^\.?phantom_\d+\.nii\.gz(\..+\.tmp)?$")
-_OWN_TOP_RE = re.compile(r"^(dataset\.json|\.dataset\.json\..+\.tmp)$")
+#: names this module writes (temporary files of atomic_write are recognised through ``final_name``)
+_OWN_FILE_RE = re.compile(r"^phantom_\d+\.nii\.gz$")
+_OWN_TOP_RE = re.compile(r"^dataset\.json$")
 
 # internal organ ids (left/right kidney are separate objects) -> label values
 _LIVER, _SPLEEN, _KIDNEY_R, _KIDNEY_L, _PANCREAS = 1, 2, 3, 4, 5
@@ -809,18 +811,9 @@ def _nifti_bytes(array: np.ndarray, affine: np.ndarray, dtype: type, description
     return gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    """Write via a unique temporary file and an atomic rename (no half-written files, umask honoured)."""
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def _write_bytes(path: str, data: bytes) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _read_bytes(path: str) -> bytes:
@@ -899,14 +892,14 @@ def _check_foreign_content(root: str) -> None:
     for entry in sorted(os.listdir(root)):
         path = os.path.join(root, entry)
         if entry in _SUBDIRS and os.path.isdir(path):
-            foreign = [f for f in sorted(os.listdir(path)) if not _OWN_FILE_RE.match(f)]
+            foreign = [f for f in sorted(os.listdir(path)) if not _OWN_FILE_RE.match(final_name(f))]
             if foreign:
                 raise FileExistsError(
                     f"{path} contains files not written by monai_ag.data.phantom (e.g. {foreign[0]!r}) and "
                     f"{root} has no phantom dataset.json; refusing to write a phantom dataset there. "
                     "Choose an empty or new output_dir."
                 )
-        elif not _OWN_TOP_RE.match(entry):
+        elif not _OWN_TOP_RE.match(final_name(entry)):
             raise FileExistsError(
                 f"output_dir {root} is not empty ({entry!r}) and has no dataset.json; refusing to write a phantom "
                 "dataset there. Choose an empty or new output_dir."
@@ -918,7 +911,7 @@ def _remove_phantom_files(root: str) -> None:
         path = os.path.join(root, sub)
         if os.path.isdir(path):
             for f in os.listdir(path):
-                if _OWN_FILE_RE.match(f):
+                if _OWN_FILE_RE.match(final_name(f)):
                     os.remove(os.path.join(path, f))
 
 
@@ -1038,11 +1031,11 @@ def generate_phantom_dataset(
         desc = f"monai_ag phantom v{PHANTOM_VERSION} seed {case_seed}"
         for path, array, dtype in ((image_path, image, np.int16), (label_path, label, np.uint8)):
             if todo is cases or not os.path.isfile(path):  # when repairing, keep the files that exist
-                _atomic_write(path, _nifti_bytes(array, affine, dtype, desc))
+                _write_bytes(path, _nifti_bytes(array, affine, dtype, desc))
         logger.debug("Wrote phantom case %s (%s, seed %d).", name, split, case_seed)
     json_bytes = (json.dumps(description, indent=4) + "\n").encode("utf-8")
     if not (os.path.isfile(json_path) and _read_bytes(json_path) == json_bytes):
-        _atomic_write(json_path, json_bytes)
+        _write_bytes(json_path, json_bytes)
     logger.info(
         "Wrote %d phantom case(s) in %.1f s; dataset description: %s", len(todo), time.perf_counter() - start, json_path
     )

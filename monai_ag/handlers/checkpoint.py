@@ -15,6 +15,7 @@ from ignite.handlers import Checkpoint
 from monai.handlers import CheckpointSaver
 
 from monai_ag.utils.bundle import as_bool
+from monai_ag.utils.fileio import atomic_write
 
 __all__ = ["KeyMetricCheckpointSaver", "TrainingCheckpoint"]
 
@@ -114,10 +115,8 @@ class TrainingCheckpoint:
                 "best_metric": float(getattr(self.validator.state, "best_metric", -1.0)),
                 "best_metric_epoch": int(getattr(self.validator.state, "best_metric_epoch", -1)),
             }
-        self.save_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.save_path.with_name(f".{self.save_path.name}.partial")
-        torch.save(state, partial)
-        os.replace(partial, self.save_path)
+        with atomic_write(self.save_path) as tmp:
+            torch.save(state, tmp)
         self.logger.debug("saved training checkpoint (epoch %d) to %s", engine.state.epoch, self.save_path)
 
     def load(self, engine: Engine) -> None:

@@ -42,7 +42,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -55,6 +54,8 @@ from monai.data import load_decathlon_datalist
 from monai.data.folder_layout import FolderLayout
 from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
 from monai.transforms import LoadImage
+
+from monai_ag.utils.fileio import atomic_writes, refuse_overwrite
 
 __all__ = [
     "DEFAULT_CLASS_NAMES",
@@ -442,28 +443,12 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _commit(files: list[tuple[str, str]]) -> None:
-    """Write every file to a temporary name in its directory, then ``os.replace`` them in order.
-
-    An interrupted run thus leaves either the previous file or the complete new one, never a truncated
-    file; the last entry (``metrics.csv``, the file the overwrite check looks at) is replaced last.
-    """
-    temps: list[tuple[str, str]] = []
-    try:
-        for path, text in files:
-            directory, name = os.path.split(path)
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-            temps.append((tmp, path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600 files; reports are meant to be shared
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    """Write ``(path, text)`` files with :func:`~monai_ag.utils.fileio.atomic_writes`: all are written to
+    temporary names first, then renamed in order, so the last entry (``metrics.csv``, the file the overwrite
+    check looks at) is replaced last and an interrupted run never leaves a truncated file."""
+    with atomic_writes([path for path, _ in files]) as temps:
+        for tmp, (_, text) in zip(temps, files):
+            tmp.write_text(text, encoding="utf-8", newline="")
 
 
 def _check_class_names(class_names: Mapping[int, str]) -> dict[int, str]:
@@ -553,13 +538,8 @@ def segmentation_report(
 
     out_dir = os.fspath(output_dir)
     out_paths = [os.path.join(out_dir, n) for n in (METRICS_CSV, SUMMARY_CSV, SUMMARY_JSON)]
-    if not overwrite:
-        for path in out_paths:
-            if os.path.exists(path):
-                raise FileExistsError(
-                    f"{path} already exists; pass overwrite=True (--overwrite) to replace it, "
-                    "or choose another output_dir."
-                )
+    for path in out_paths:
+        refuse_overwrite(path, overwrite, option="overwrite=True (--overwrite)")
     # fail before hours of evaluation rather than in the middle of it
     absent = [p for p in preds + refs if not os.path.exists(p)]
     if absent:

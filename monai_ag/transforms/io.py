@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -12,19 +13,29 @@ from monai.transforms import SaveImage, SaveImaged
 from monai.utils import MetaKeys
 
 from monai_ag.utils.bundle import as_bool
+from monai_ag.utils.fileio import atomic_write, refuse_overwrite
 
 __all__ = ["SafeSaveImage", "SafeSaveImaged"]
+
+#: the arguments of ``SaveImaged`` that configure its ``SaveImage`` (all but keys and meta-key options)
+_SAVER_ARGS = tuple(p for p in inspect.signature(SaveImage).parameters if p != "self")
 
 
 class SafeSaveImage(SaveImage):
     """
-    :py:class:`monai.transforms.SaveImage` that writes to a hidden ``.<name>.partial<ext>`` file in
-    the output folder and renames it into place only once complete (an interrupted run leaves no
-    file that looks finished), and refuses to replace an existing output unless ``overwrite``.
+    :py:class:`monai.transforms.SaveImage` that writes through :func:`monai_ag.utils.fileio.atomic_write`
+    (a hidden temporary file in the output folder, renamed into place once complete: an interrupted run
+    leaves no file that looks finished), and refuses to replace an existing output unless ``overwrite``.
 
     Args:
         overwrite: replace existing outputs; by default an existing file raises ``FileExistsError``.
+        args: the arguments of :py:class:`monai.transforms.SaveImage`.
         kwargs: the arguments of :py:class:`monai.transforms.SaveImage`.
+
+    Example::
+
+        saver = SafeSaveImage(output_dir="eval", output_postfix="seg", separate_folder=False)
+        saver(prediction)  # eval/<image name>_seg.nii.gz, FileExistsError if it is already there
     """
 
     def __init__(self, *args, overwrite: bool = False, **kwargs) -> None:
@@ -39,21 +50,12 @@ class SafeSaveImage(SaveImage):
             final = Path(f"{filename}{self.output_ext}")
         else:
             final = Path(self.folder_layout.filename(**self.fname_formatter(meta_data, self)))
-        if final.exists() and not self.overwrite:
-            raise FileExistsError(
-                f"{final} already exists and would be replaced; pass overwrite=True (bundle: --overwrite true) "
-                "or choose another output_dir."
-            )
-        final.parent.mkdir(parents=True, exist_ok=True)
+        refuse_overwrite(final, self.overwrite, option="overwrite=True (bundle: --overwrite true)")
         ext = self.output_ext
-        stem = final.name[: -len(ext)] if ext and final.name.endswith(ext) else final.name
-        partial = final.parent / f".{stem}.partial"
-        try:
-            out = super().__call__(img, meta_data, filename=str(partial))
-            os.replace(f"{partial}{ext}", final)
-        except BaseException:
-            Path(f"{partial}{ext}").unlink(missing_ok=True)
-            raise
+        with atomic_write(final) as tmp:
+            # SaveImage appends output_ext to an explicit filename; the temporary name ends with it already
+            stem = str(tmp)[: -len(ext)] if ext and str(tmp).endswith(ext) else str(tmp)
+            out = super().__call__(img, meta_data, filename=stem)
         if self.savepath_in_metadict and meta_data is not None:
             meta_data[MetaKeys.SAVED_TO] = str(final)
         return out
@@ -67,6 +69,7 @@ class SafeSaveImaged(SaveImaged):
 
     Args:
         keys: keys of the items to save.
+        args: the other arguments of :py:class:`monai.transforms.SaveImaged`, in its order.
         overwrite: replace existing outputs; by default an existing file raises ``FileExistsError``.
         kwargs: the other arguments of :py:class:`monai.transforms.SaveImaged`.
 
@@ -77,7 +80,9 @@ class SafeSaveImaged(SaveImaged):
 
     def __init__(self, keys, *args, overwrite: bool = False, **kwargs) -> None:
         super().__init__(keys, *args, **kwargs)
-        # SaveImaged builds its SaveImage from many arguments: upgrade that instance in place rather
-        # than re-listing them, so every SaveImaged option keeps working
-        self.saver.__class__ = SafeSaveImage
-        self.saver.overwrite = as_bool(overwrite, "overwrite")
+        # SaveImaged passes its saver options straight to SaveImage: bind them to SaveImaged's own signature
+        # (positional or keyword, defaults filled in) and build the safe saver from the same values
+        bound = inspect.signature(SaveImaged.__init__).bind(self, keys, *args, **kwargs)
+        bound.apply_defaults()
+        options = {k: v for k, v in bound.arguments.items() if k in _SAVER_ARGS}
+        self.saver = SafeSaveImage(**options, overwrite=overwrite)

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monai_ag.utils.fileio import atomic_write, refuse_overwrite  # refuse_overwrite re-exported: the configs call monai_ag.utils.bundle.refuse_overwrite
+
 __all__ = ["as_bool", "check_bundle", "evaluate_predictions", "refuse_overwrite", "require_file", "save_run_config"]
 
 logger = logging.getLogger(__name__)
@@ -121,18 +123,9 @@ def save_run_config(run_dir: str | os.PathLike) -> str:
         **_cli_record(),
     }
     path = run / "run.json"
-    path.write_text(json.dumps(record, indent=2, default=str))
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str))
     logger.info("run record written to %s", path)
-    return str(path)
-
-
-def refuse_overwrite(path: str | os.PathLike, overwrite: bool = False) -> str:
-    """Stop before any work when ``path`` exists and ``overwrite`` is off (a run must not replace results)."""
-    if Path(path).exists() and not as_bool(overwrite, "overwrite"):
-        raise FileExistsError(
-            f"{path} already exists from an earlier run; pass --overwrite true to replace it or choose another "
-            "--output_dir."
-        )
     return str(path)
 
 

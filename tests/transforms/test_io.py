@@ -61,3 +61,39 @@ def test_restore_background():
     torch.testing.assert_close(out[:, 0, 0], torch.tensor([0.2, 0.5, 0.3]))
     torch.testing.assert_close(out[:, 1, 1], torch.tensor([1.0, 0.0, 0.0]))
     assert probs[0, 1, 1] == 0  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [
+        ((), {}),
+        (
+            (),
+            dict(
+                output_dir="o", output_postfix="p", output_ext=".nrrd", resample=True, mode="bilinear", scale=255,
+                dtype=np.float32, output_dtype=np.uint8, squeeze_end_dims=False, data_root_dir="/d",
+                separate_folder=False, print_log=False, savepath_in_metadict=True,
+            ),
+        ),
+        ((None, "meta", "o2", "post", ".nii"), dict(separate_folder=False)),  # positional, as SaveImaged takes them
+    ],
+)
+def test_saver_gets_every_saveimaged_option(args, kwargs):
+    from monai.transforms import SaveImaged
+
+    from monai_ag.transforms.io import SafeSaveImage
+
+    ours = SafeSaveImaged("pred", *args, **kwargs).saver
+    stock = SaveImaged("pred", *args, **kwargs).saver
+    assert type(ours) is SafeSaveImage and ours.overwrite is False
+    for attr in ("output_ext", "init_kwargs", "data_kwargs", "meta_kwargs", "write_kwargs", "savepath_in_metadict"):
+        assert getattr(ours, attr) == getattr(stock, attr), attr
+    assert vars(ours.folder_layout) == vars(stock.folder_layout)
+    assert ours.writers == stock.writers
+
+
+def test_savepath_in_metadict_names_the_final_file(tmp_path):
+    save = SafeSaveImaged("pred", output_dir=str(tmp_path), output_postfix="seg", savepath_in_metadict=True)
+    out = save(_item(tmp_path))
+    assert out["pred"].meta["saved_to"] == str(tmp_path / "case_01" / "case_01_seg.nii.gz")
+    assert sorted(p.name for p in (tmp_path / "case_01").iterdir()) == ["case_01_seg.nii.gz"]
