@@ -35,6 +35,8 @@ import numpy as np
 from monai.config import PathLike
 from monai.data import load_decathlon_datalist
 
+from .geometry import AFFINE_ATOL, NIFTI_SUFFIXES, same_grid, squeeze_trailing
+
 __all__ = [
     "NIFTI_SUFFIXES",
     "check_datalist",
@@ -46,12 +48,8 @@ __all__ = [
     "train_val_datalists",
 ]
 
-#: file name endings recognised as NIfTI.
-NIFTI_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz")
-
 _DICOM_MAGIC = b"DICM"
 _DICOM_MAGIC_OFFSET = 128  # a DICOM Part 10 file has a 128-byte preamble, then "DICM"
-_AFFINE_ATOL = 1e-3
 _MAX_LISTED = 10  # how many offending values / file names an error message lists at most
 
 
@@ -230,18 +228,6 @@ def load_datalist(
     return items
 
 
-def _squeeze_to_3d(shape: Sequence[int]) -> tuple[int, ...] | None:
-    """Drop trailing singleton dimensions beyond the third (NIfTI pads ``(X, Y, Z)`` to ``(X, Y, Z, 1)``).
-
-    Returns:
-        The 3D shape, or ``None`` when the shape is not 3D after squeezing.
-    """
-    shape = tuple(int(s) for s in shape)
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    return shape if len(shape) == 3 else None
-
-
 def _load_with_monai(path: str, with_data: bool) -> tuple[tuple[int, ...], np.ndarray, np.ndarray | None]:
     """Read a DICOM series directory (ITK) or a non-NIfTI file with MONAI's ``LoadImage``.
 
@@ -279,8 +265,8 @@ def _read_geometry(
             shape, affine, data = _load_with_monai(path, with_data)
     except Exception as e:  # any reader failure is reported with the file and the reader's own message
         raise ValueError(f"item #{index}: cannot read {role} {path}: {type(e).__name__}: {e}") from e
-    shape3d = _squeeze_to_3d(shape)
-    if shape3d is None:
+    shape3d = squeeze_trailing(shape)
+    if len(shape3d) != 3:
         raise ValueError(f"item #{index}: {role} {path} has shape {shape}; expected a 3D {role} (a single volume).")
     if data is not None:
         data = data.reshape(shape3d)
@@ -369,14 +355,14 @@ def check_datalist(
             continue
         label = os.fspath(item["label"])
         label_shape, label_affine, label_data = _read_geometry(label, "label", index, with_data=read_values)
-        same = label_shape == image_shape and np.allclose(label_affine, image_affine, atol=_AFFINE_ATOL)
+        same = same_grid(label_shape, label_affine, image_shape, image_affine)
         if not same:
             reoriented = _reoriented_geometry(label_shape, label_affine)
             target = _reoriented_geometry(image_shape, image_affine)
-            same_grid = reoriented[0] == target[0] and np.allclose(reoriented[1], target[1], atol=_AFFINE_ATOL)
-            if not (same_grid and allow_reoriented):
+            reoriented_same = same_grid(*reoriented, *target)
+            if not (reoriented_same and allow_reoriented):
                 hint = ""
-                if same_grid:
+                if reoriented_same:
                     codes = "".join(nib.aff2axcodes(image_affine)), "".join(nib.aff2axcodes(label_affine))
                     hint = (
                         " The label covers the same voxel grid with its axes in another order/direction "
@@ -386,7 +372,7 @@ def check_datalist(
                 raise ValueError(
                     f"item #{index}: image {image} and label {label} differ in geometry: image shape {image_shape}, "
                     f"label shape {label_shape}; image affine {_format_affine(image_affine)}, label affine "
-                    f"{_format_affine(label_affine)} (affines must match within {_AFFINE_ATOL}).{hint}"
+                    f"{_format_affine(label_affine)} (affines must match within {AFFINE_ATOL}).{hint}"
                 )
         if label_data is not None:
             _check_label_values(label_data, label, index, num_classes)  # type: ignore[arg-type]

@@ -55,6 +55,7 @@ from monai.data.folder_layout import FolderLayout
 from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
 from monai.transforms import LoadImage
 
+from monai_ag.data.geometry import same_grid, squeeze_trailing, strip_image_suffix
 from monai_ag.utils.fileio import atomic_writes, refuse_overwrite
 
 __all__ = [
@@ -82,10 +83,6 @@ SUMMARY_JSON = "summary.json"
 
 #: ``class_name`` of the pseudo-class "mean over organs" in ``summary.csv``.
 _MEAN_ROW = "mean"
-#: Extensions stripped by :func:`case_id_from_path` (longest first, so ``.nii.gz`` wins over ``.gz``).
-_IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
-#: Tolerance (mm) for "same voxel grid": float32 round trips through NIfTI/DICOM headers differ by ~1e-5.
-_AFFINE_ATOL = 1e-3
 
 
 def metric_names(hd_percentile: float = 95.0) -> tuple[str, ...]:
@@ -141,11 +138,7 @@ def case_id_from_path(path: str | PathLike) -> str:
         raise ValueError(f"cannot derive a case id from path {os.fspath(path)!r}.")
     if os.path.isdir(norm):
         return name
-    lower = name.lower()
-    for ext in _IMAGE_EXTENSIONS:
-        if lower.endswith(ext) and len(name) > len(ext):
-            return name[: -len(ext)]
-    return name
+    return strip_image_suffix(name)
 
 
 def _first_path(value: Any) -> str:
@@ -238,8 +231,7 @@ def _geometry(affine: Any, ndim: int) -> tuple[list[float], float]:
 def _as_label_array(data: Any, what: str = "label map") -> np.ndarray:
     """Integer label array from a tensor/array; float maps (SaveImage writes float32) are rounded."""
     arr = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
-    while arr.ndim > 3 and arr.shape[-1] == 1:  # NIfTI files may carry singleton trailing dimensions
-        arr = arr[..., 0]
+    arr = arr.reshape(squeeze_trailing(arr.shape))  # NIfTI files may carry singleton trailing dimensions
     if arr.ndim not in (2, 3):
         raise ValueError(f"{what} must be a 2D or 3D single-channel label map, got shape {tuple(arr.shape)}.")
     if np.issubdtype(arr.dtype, np.floating):
@@ -359,8 +351,7 @@ def _load_pair(loader: LoadImage, pred_path: str, label_path: str) -> tuple[np.n
     pred_aff = np.asarray(pred_img.affine, dtype=np.float64)
     ref_aff = np.asarray(ref_img.affine, dtype=np.float64)
     del pred_img, ref_img  # the float copies of a CT-sized volume are no longer needed
-    same_affine = pred_aff.shape == ref_aff.shape and np.allclose(pred_aff, ref_aff, atol=_AFFINE_ATOL)
-    if pred.shape != ref.shape or not same_affine:
+    if not same_grid(pred.shape, pred_aff, ref.shape, ref_aff):
         with np.printoptions(precision=4, suppress=True):
             raise ValueError(
                 "prediction and reference are not on the same voxel grid (predictions must be resampled back "
