@@ -68,6 +68,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from monai_ag.data.classes import CLASS_NAMES, class_index
 from monai_ag.utils.fileio import atomic_write, final_name
 
 __all__ = [
@@ -90,7 +91,7 @@ PHANTOM_VERSION = 1
 #: Key of the marker that identifies a ``dataset.json`` written by this module.
 PHANTOM_MARKER_KEY = "monai_ag_phantom"
 #: Label values of the phantom label maps (Decathlon ``labels`` section).
-PHANTOM_LABELS: dict[int, str] = {0: "background", 1: "liver", 2: "spleen", 3: "kidney", 4: "pancreas"}
+PHANTOM_LABELS: dict[int, str] = CLASS_NAMES  # the bundle's classes (monai_ag.data.classes)
 #: Default volume shape ``(x, y, z)`` in voxels: 320 x 256 x 192 mm at the default spacing.
 DEFAULT_PHANTOM_SHAPE: tuple[int, int, int] = (160, 128, 96)
 #: Default voxel spacing in mm.
@@ -111,7 +112,9 @@ _OWN_TOP_RE = re.compile(r"^dataset\.json$")
 
 # internal organ ids (left/right kidney are separate objects) -> label values
 _LIVER, _SPLEEN, _KIDNEY_R, _KIDNEY_L, _PANCREAS = 1, 2, 3, 4, 5
-_ORGAN_TO_LABEL = np.array([0, 1, 2, 3, 3, 4], dtype=np.uint8)
+_ORGAN_TO_LABEL = np.array(
+    [0, *(class_index(name) for name in ("liver", "spleen", "kidney", "kidney", "pancreas"))], dtype=np.uint8
+)
 
 
 # ----------------------------------------------------------------------------------------------

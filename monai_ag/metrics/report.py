@@ -55,6 +55,7 @@ from monai.data.folder_layout import FolderLayout
 from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
 from monai.transforms import LoadImage
 
+from monai_ag.data.classes import ORGAN_NAMES
 from monai_ag.data.geometry import same_grid, squeeze_trailing, strip_image_suffix
 from monai_ag.utils.fileio import atomic_writes, refuse_overwrite
 
@@ -75,7 +76,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Scored classes of the bundle (label value -> name); background (0) is never scored.
-DEFAULT_CLASS_NAMES: dict[int, str] = {1: "liver", 2: "spleen", 3: "kidney", 4: "pancreas"}
+DEFAULT_CLASS_NAMES: dict[int, str] = ORGAN_NAMES  # the bundle's organs (monai_ag.data.classes)
 #: File names written by :func:`segmentation_report` in its ``output_dir``.
 METRICS_CSV = "metrics.csv"
 SUMMARY_CSV = "summary.csv"

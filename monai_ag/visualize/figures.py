@@ -13,10 +13,20 @@ import numpy as np
 from monai.transforms import LoadImage
 from monai.utils import optional_import
 
+from monai_ag.data.classes import CLASS_NAMES
+
 __all__ = ["render_case_figure"]
 
-# label colours: liver, spleen, kidney, pancreas
-_COLOURS = np.array([[0, 0, 0, 0], [0.85, 0.33, 0.1, 0.55], [0.2, 0.6, 0.9, 0.55], [0.95, 0.85, 0.1, 0.55], [0.4, 0.85, 0.3, 0.7]])
+# overlay colour (RGBA) of each of the bundle's classes, looked up by name: a new class needs a colour here
+_CLASS_COLOURS = {
+    "background": (0.0, 0.0, 0.0, 0.0),
+    "liver": (0.85, 0.33, 0.1, 0.55),
+    "spleen": (0.2, 0.6, 0.9, 0.55),
+    "kidney": (0.95, 0.85, 0.1, 0.55),
+    "pancreas": (0.4, 0.85, 0.3, 0.7),
+}
+#: label value -> colour, in label order
+_COLOURS = np.array([_CLASS_COLOURS[CLASS_NAMES[value]] for value in range(len(CLASS_NAMES))])
 
 
 def _axial(volume: np.ndarray, index: int) -> np.ndarray:

@@ -1,0 +1,44 @@
+"""The bundle's classes are defined once (monai_ag.data.classes); the configs spell them out and must agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monai_ag.data.classes import CLASS_NAMES, NUM_CLASSES, ORGAN_NAMES, class_index
+
+CONFIGS = Path(__file__).resolve().parents[2] / "bundle" / "configs"
+
+
+def _expected() -> dict[str, str]:
+    return {str(k): v for k, v in CLASS_NAMES.items()}
+
+
+@pytest.mark.parametrize("name", ["train.json", "inference.json"])
+def test_configs_list_the_package_classes(name):
+    config = json.loads((CONFIGS / name).read_text())
+    assert config["class_names"] == _expected(), f"{name}: class_names differ from monai_ag.data.classes.CLASS_NAMES"
+    assert config["num_classes"] == NUM_CLASSES, f"{name}: num_classes differs from monai_ag.data.classes.NUM_CLASSES"
+
+
+def test_metadata_channel_def_lists_the_package_classes():
+    pred = json.loads((CONFIGS / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
+    assert pred["channel_def"] == _expected()
+    assert pred["num_channels"] == NUM_CLASSES
+
+
+def test_readers_use_the_package_classes():
+    from monai_ag.data.phantom import PHANTOM_LABELS
+    from monai_ag.metrics import DEFAULT_CLASS_NAMES
+
+    assert PHANTOM_LABELS == CLASS_NAMES
+    assert DEFAULT_CLASS_NAMES == ORGAN_NAMES == {k: v for k, v in CLASS_NAMES.items() if k != 0}
+
+
+def test_class_index():
+    assert class_index(" Pancreas ") == 4
+    assert [class_index(n) for n in CLASS_NAMES.values()] == list(CLASS_NAMES)
+    with pytest.raises(KeyError, match=r"unknown class 'gallbladder'; the bundle's classes are \['background', 'liver'"):
+        class_index("gallbladder")
