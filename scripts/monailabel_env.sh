@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Create (or reuse) a separate virtual environment with MONAI Label 0.8.5 and this package's
+# dependencies, outside the checkout. MONAI Label replaces torch and numpy and pulls ~180
+# packages, so it never goes into the main environment.
+#
+# Usage: scripts/monailabel_env.sh [VENV_DIR]
+#   VENV_DIR defaults to ${MONAI_AG_CACHE:-$HOME/.cache/monai-ag}/venv-monailabel-0.8.5-<hash>,
+#   where <hash> is taken from the pins below and setup.cfg, so a change of either makes a new
+#   environment. A complete environment (marker file written last) is reused as it is.
+#   The last line printed on stdout is the environment's directory.
+#
+# monai_ag itself is not installed into the environment (it is shared by every checkout that
+# has the same pins): run with PYTHONPATH=<checkout>, e.g.
+#   VENV=$(scripts/monailabel_env.sh | tail -n 1)
+#   PYTHONPATH=$PWD "$VENV/bin/python" -m pytest -q tests/monailabel
+# or, for an environment of your own, add it: "$VENV/bin/python" -m pip install --no-deps -e .
+set -euo pipefail
+checkout="$(cd "$(dirname "$0")/.." && pwd)"
+
+# The pins: the versions tested. MONAI Label imports torchvision, whose wheels need the torch
+# build they were made for (torchvision 0.28/0.29 from PyPI do not load with a CPU-only torch
+# 2.13.0+cpu: "operator torchvision::nms does not exist"), so torch is the PyPI build that goes
+# with torchvision 0.29.1, as MONAI Label's own resolution picks it.
+PINS="monailabel==0.8.5
+monai==1.6.1
+torch==2.14.1
+torchvision==0.29.1
+numpy==1.26.4
+pytest"
+
+hash="$( { printf '%s\n' "$PINS"; cat "$checkout/setup.cfg"; } | sha256sum | cut -c1-12)"
+venv="${1:-${MONAI_AG_CACHE:-$HOME/.cache/monai-ag}/venv-monailabel-0.8.5-$hash}"
+marker="$venv/.monai-ag-complete"
+
+if [[ -f "$marker" ]]; then
+    echo "reusing $venv" >&2
+    echo "$venv"
+    exit 0
+fi
+
+echo "creating $venv (a few minutes, several GB)" >&2
+rm -rf "$venv"
+mkdir -p "$(dirname "$venv")"
+python3 -m venv "$venv"
+pins_file="$venv/monai-ag-pins.txt"
+printf '%s\n' "$PINS" > "$pins_file"
+"$venv/bin/python" -m pip install -q --upgrade pip >&2
+# this package's dependencies resolved together with MONAI Label's, then the package removed
+# again (it is used from the checkout through PYTHONPATH)
+"$venv/bin/python" -m pip install -q -r "$pins_file" "$checkout" >&2
+"$venv/bin/python" -m pip uninstall -q -y monai-ag >&2
+"$venv/bin/python" -c "import monailabel, monai, torch, numpy; print('monailabel', monailabel.__version__, 'monai', monai.__version__, 'torch', torch.__version__, 'numpy', numpy.__version__)" >&2
+date -u +%FT%TZ > "$marker"
+echo "$venv"
