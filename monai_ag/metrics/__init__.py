@@ -1,9 +1,11 @@
 """Evaluation metrics and reports of the ``monai_ag`` bundle.
 
-The names are re-exported lazily (PEP 562): importing :mod:`monai_ag.metrics` does not import
-:mod:`monai_ag.metrics.report`, so ``python -m monai_ag.metrics.report`` runs without runpy's
-"found in sys.modules" RuntimeWarning, while ``from monai_ag.metrics import segmentation_report``
-works as usual.
+- :mod:`~monai_ag.metrics.segmentation`: per-case metrics (Dice, HD95, surface distance, precision, recall,
+  volumes; computed by MONAI) and the NaN policy for absent structures;
+- :mod:`~monai_ag.metrics.statistics`: the summary over cases and its text table;
+- :mod:`~monai_ag.metrics.writing`: ``metrics.csv``, ``summary.csv`` and ``summary.json``, written atomically;
+- :mod:`~monai_ag.metrics.report`: pairing predictions with references and the whole evaluation
+  (``python -m monai_ag.metrics``).
 
 Example::
 
@@ -15,42 +17,29 @@ Example::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .report import (
-        DEFAULT_CLASS_NAMES,
-        METRICS_CSV,
-        SUMMARY_CSV,
-        SUMMARY_JSON,
-        case_id_from_path,
-        case_metrics,
-        format_summary,
-        metric_names,
-        pair_predictions,
-        segmentation_report,
-    )
+from .report import DEFAULT_CLASS_NAMES, case_id_from_path, pair_predictions, segmentation_report
+from .segmentation import as_label_array, case_metrics, metric_names, quality_metric_names, voxel_geometry
+from .statistics import MEAN_ROW, format_summary, summarize, summary_statistics
+from .writing import METRICS_CSV, SUMMARY_CSV, SUMMARY_JSON, format_value, report_paths, write_report
 
 __all__ = [
     "DEFAULT_CLASS_NAMES",
+    "MEAN_ROW",
     "METRICS_CSV",
     "SUMMARY_CSV",
     "SUMMARY_JSON",
+    "as_label_array",
     "case_id_from_path",
     "case_metrics",
     "format_summary",
+    "format_value",
     "metric_names",
     "pair_predictions",
+    "quality_metric_names",
+    "report_paths",
     "segmentation_report",
+    "summarize",
+    "summary_statistics",
+    "voxel_geometry",
+    "write_report",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module(".report", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

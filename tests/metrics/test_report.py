@@ -1,4 +1,4 @@
-"""Tests of ``monai_ag.metrics.report`` on tiny synthetic NIfTIs with anisotropic (1, 2, 3) mm voxels.
+"""Tests of ``monai_ag.metrics.report`` (the whole evaluation, ``python -m monai_ag.metrics``) on tiny synthetic NIfTIs with anisotropic (1, 2, 3) mm voxels.
 
 Expected surface distances are computed by hand. MONAI takes the surface of a mask as the voxels removed
 by a 6-connected erosion, so a 4x4x4 cube has 64 - 8 = 56 surface voxels; distances are between surface
@@ -22,7 +22,6 @@ import pytest
 
 from monai_ag.metrics import (
     case_id_from_path,
-    case_metrics,
     metric_names,
     pair_predictions,
     segmentation_report,
@@ -158,31 +157,6 @@ def test_shifted_cube_distances_in_mm(tmp_path, axis, hd95, msd):
     assert num(row["precision"]) == pytest.approx(48 / 64) and num(row["recall"]) == pytest.approx(48 / 64)
     assert num(row["hd95_mm"]) == pytest.approx(hd95)  # the 95th percentile falls among the largest distances
     assert num(row["msd_mm"]) == pytest.approx(msd, rel=1e-6)
-
-
-def test_precision_recall_volumes_and_missed_organ():
-    ref = cube(cube(empty(), (1, 1, 1), 1), (6, 6, 6), 2)
-    pred = empty()
-    pred[1:5, 1:5, 1:3] = 1  # the lower half of the liver cube; spleen not predicted at all
-    m = case_metrics(pred, ref, AFFINE, [1, 2, 3])
-    liver, spleen, kidney = m[1], m[2], m[3]
-    assert liver["precision"] == 1.0 and liver["recall"] == 0.5
-    assert liver["dice"] == pytest.approx(2 * 32 / (32 + 64))
-    assert liver["pred_volume_ml"] == pytest.approx(32 * VOXEL_ML) and liver["ref_volume_ml"] == pytest.approx(CUBE_ML)
-    assert liver["hd95_mm"] == pytest.approx(6.0)  # top face of the reference is 2 slices (6 mm) away
-    # present in the reference, absent from the prediction
-    assert spleen["dice"] == 0.0 and spleen["recall"] == 0.0 and spleen["pred_volume_ml"] == 0.0
-    assert all(math.isnan(spleen[k]) for k in ("precision", "hd95_mm", "msd_mm"))
-    assert spleen["ref_volume_ml"] == pytest.approx(CUBE_ML)
-    assert all(math.isnan(v) for v in kidney.values())
-    assert not any(math.isinf(v) for c in m.values() for v in c.values())
-
-
-def test_non_default_percentile_column():
-    ref = cube(empty(), (3, 3, 3), 1)
-    m = case_metrics(np.roll(ref, 1, axis=2), ref, AFFINE, [1], hd_percentile=100)
-    assert m[1]["hd100_mm"] == pytest.approx(3.0)
-    assert "hd95_mm" not in m[1]
 
 
 # --- report files and summary ----------------------------------------------------------------------------
@@ -325,7 +299,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     labels = {"0": "background", "1": "liver", "2": "spleen", "3": "kidney", "4": "pancreas"}
     (ds / "dataset.json").write_text(json.dumps({"labels": labels, "training": [], "test": test_items}))
     out = tmp_path / "report"
-    cmd = [sys.executable, "-m", "monai_ag.metrics.report", "--pred_dir", str(pred_dir), "--dataset_dir", str(ds)]
+    cmd = [sys.executable, "-m", "monai_ag.metrics", "--pred_dir", str(pred_dir), "--dataset_dir", str(ds)]
     cmd += ["--output_dir", str(out)]
 
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
