@@ -9,6 +9,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "checks": ("InvalidImageError", "check_inference_image", "check_inference_inputs"),
     "classes": ("CLASS_NAMES", "NUM_CLASSES", "ORGAN_NAMES", "class_index"),
     "datalist": (
         "check_datalist",

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .checks import errors_logged
 from .datalist import inference_datalist, train_val_datalists
 from .phantom import ensure_phantom_dataset
 
@@ -47,9 +48,18 @@ def inference_inputs(
     The images to segment: ``input_path`` (a NIfTI file, a DICOM series folder or a folder of
     either) when given, else ``dataset_dir``'s ``data_list_key`` list (see
     :py:func:`monai_ag.data.datalist.inference_datalist`); the phantom is generated first when
-    ``dataset_dir`` is ``phantom_dir``.
+    ``dataset_dir`` is ``phantom_dir``. A problem (a missing file, an empty list, ...) is logged as
+    one ``ERROR`` line, then raised. The images themselves are checked by
+    :py:func:`monai_ag.data.checks.check_inference_inputs` (the bundle calls it in ``initialize``).
+
+    Example::
+
+        items = inference_inputs("ct.nii.gz", "bundle/data/phantom")
     """
-    if not input_path:
-        _prepare(dataset_dir, phantom_dir)
-        return inference_datalist(None, dataset_dir, data_list_key=data_list_key)
-    return inference_datalist(input_path, None, data_list_key=data_list_key)
+    with errors_logged():
+        if not input_path:
+            _prepare(dataset_dir, phantom_dir)
+            items = inference_datalist(None, dataset_dir, data_list_key=data_list_key)
+        else:
+            items = inference_datalist(input_path, None, data_list_key=data_list_key)
+    return items

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from monai.transforms import LoadImage
+
+from monai_ag.data import InvalidImageError
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundle"
 
@@ -31,20 +34,20 @@ TINY = {
 }
 
 
-def raises(match: str, fn, *args, **kwargs) -> BaseException:
-    """Call ``fn``; it must raise an error whose message, or a cause's (the bundle parser wraps
-    errors in "Failed to evaluate ..."), matches ``match``."""
-    import re
-
+def raises(exc_type: type[BaseException], match: str, fn, *args, **kwargs) -> BaseException:
+    """
+    Call ``fn``; it must fail with the error a user reads: an ``exc_type`` (exactly) whose message
+    matches ``match``. In a bundle run MONAI's config parser wraps it in ``RuntimeError("Failed to
+    evaluate ...")`` (``from`` it, printed after it): only such wrappers may sit around it.
+    """
     with pytest.raises(Exception) as info:
         fn(*args, **kwargs)
-    err: BaseException | None = info.value
-    messages = []
-    while err is not None:
-        messages.append(str(err))
-        err = err.__cause__ or err.__context__
-    assert any(re.search(match, m) for m in messages), messages
-    return info.value
+    err: BaseException = info.value
+    while isinstance(err, RuntimeError) and str(err).startswith("Failed to evaluate") and err.__cause__ is not None:
+        err = err.__cause__
+    assert type(err) is exc_type, f"expected {exc_type.__name__}, got {type(err).__name__}: {err}"
+    assert re.search(match, str(err)), f"{match!r} not found in the message: {err}"
+    return err
 
 
 def workflow(root: Path, files: list[str], workflow_type: str, **overrides) -> ConfigWorkflow:
@@ -142,7 +145,7 @@ def test_train_evaluate_infer(bundle_copy, tiny_phantom, tmp_path):
     preds = sorted((bundle_copy / "eval" / "predictions").glob("*_seg.nii.gz"))
     assert len(preds) == 2
     # a second evaluation refuses to replace the first one's results before doing any work
-    raises("metrics.csv already exists", workflow, bundle_copy, ["inference.json", "evaluate.json"], "infer",
+    raises(FileExistsError, r"metrics.csv already exists from an earlier run; pass --overwrite true", workflow, bundle_copy, ["inference.json", "evaluate.json"], "infer",
            dataset_dir=str(tiny_phantom), **infer_overrides())
 
     # inference on a single file writes a uint8 label map in the input's geometry
@@ -177,7 +180,7 @@ def test_resume_continues_where_it_stopped(bundle_copy, tiny_phantom):
         raise Interrupt("simulated interruption")
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED(once=2), stop)
-    raises("simulated interruption", wf.run)
+    raises(Interrupt, "simulated interruption", wf.run)
     ckpt = torch.load(bundle_copy / "models" / "checkpoint.pt", map_location="cpu", weights_only=True)
     iters_per_epoch = ckpt["trainer"]["epoch_length"]
     assert ckpt["trainer"]["iteration"] == 2 * iters_per_epoch  # saved after epoch 2, before the interruption
@@ -204,18 +207,72 @@ def test_resume_continues_where_it_stopped(bundle_copy, tiny_phantom):
 
 def test_resume_without_checkpoint_is_a_clear_error(bundle_copy, tiny_phantom):
     wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), resume=True, **TINY)
-    raises("no training checkpoint at .*checkpoint.pt", wf.run)
+    raises(FileNotFoundError, "resume was requested but there is no training checkpoint at .*checkpoint.pt", wf.run)
 
 
 def test_inference_without_weights_fails_early(bundle_copy, tiny_phantom):
-    raises(r"trained weights not found: .*model.pt", workflow, bundle_copy, ["inference.json"], "infer",
+    raises(FileNotFoundError, r"trained weights not found: .*models/model.pt. Train first", workflow, bundle_copy, ["inference.json"], "infer",
            dataset_dir=str(tiny_phantom))
+
+
+def _bad_inputs(folder: Path) -> dict[str, str]:
+    """Inference inputs a user may pass by mistake, with the problem the check must name for each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    affine = np.diag([8.0, 8.0, 8.0, 1.0])
+    ct = np.full((24, 20, 16), 40.0, np.float32)
+    ct[0] = -1000.0
+    nib.save(nib.Nifti1Image(np.stack([ct, ct], -1), affine), str(folder / "four_d.nii.gz"))
+    nib.save(nib.Nifti1Image(np.full(ct.shape, np.nan, np.float32), affine), str(folder / "all_nan.nii.gz"))
+    some = ct.copy()
+    some[3:5, 3:5, 3:5] = np.nan
+    nib.save(nib.Nifti1Image(some, affine), str(folder / "some_nan.nii.gz"))
+    (folder / "not_an_image.nii.gz").write_text("hello")
+    return {
+        "all_nan.nii.gz": "no finite value: all 7680 voxels are NaN or infinite",
+        "four_d.nii.gz": r"4D image with 2 volumes \(shape \(24, 20, 16, 2\)\)",
+        "not_an_image.nii.gz": "cannot read the image: ImageFileError: .* is not a gzip file",
+        "some_nan.nii.gz": r"8 of 7680 voxels \(0.1 %\) are NaN or infinite; replace them",
+    }
+
+
+def test_bad_inference_inputs_fail_before_the_run(bundle_copy, tmp_path):
+    _random_weights(bundle_copy)
+    bad = _bad_inputs(tmp_path / "in")
+    for name, problem in bad.items():
+        path = tmp_path / "in" / name
+        raises(InvalidImageError, f"^{re.escape(str(path))}: {problem}", workflow, bundle_copy, ["inference.json"],
+               "infer", input_path=str(path), output_dir=str(tmp_path / "out"), **infer_overrides())
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_bad_inference_inputs_named_by_the_command_line(bundle_copy, tmp_path):
+    """What a user sees: one ERROR line per bad file naming it and its problem, the same text as the
+    exception the traceback shows, and a last line naming the input check."""
+    _random_weights(bundle_copy)
+    bad = _bad_inputs(tmp_path / "in")
+    nib.save(nib.Nifti1Image(np.full((24, 20, 16), 0.5, np.float32), np.diag([8.0, 8.0, 8.0, 1.0])),
+             str(tmp_path / "in" / "normalized.nii.gz"))  # not HU: a warning, not an error
+    out = _cli(["--config_file", "configs/inference.json", "--input_path", str(tmp_path / "in"), "--output_dir",
+                str(tmp_path / "out"), *_overrides(infer_overrides())], bundle_copy)
+    assert out.returncode != 0
+    errors = [line.split(" - ERROR - ", 1)[1] for line in out.stdout.splitlines() if " - ERROR - " in line]
+    assert len(errors) == len(bad), out.stdout[-3000:]
+    for line, (name, problem) in zip(errors, bad.items()):
+        assert re.match(f"{re.escape(str(tmp_path / 'in' / name))}: {problem}", line), line
+    warnings = [line for line in out.stdout.splitlines() if " - WARNING - " in line and "normalized.nii.gz" in line]
+    assert len(warnings) == 1 and "none at or below -500: a CT in Hounsfield units holds air" in warnings[0]
+    expected = f"monai_ag.data.checks.InvalidImageError: {len(bad)} input images cannot be segmented:\n" + "\n".join(errors)
+    assert expected in out.stderr
+    assert out.stderr.rstrip().endswith("check_inference_inputs(__local_refs['datalist'])\"")
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_dataset_dir_fails_early(bundle_copy, tmp_path):
     missing = tmp_path / "nowhere"
     wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(missing), **TINY)
-    raises(r"nowhere.*(does not exist|not found|missing)", wf.parser.get_parsed_content, "train#dataset")
+    raises(FileNotFoundError, rf"^dataset_dir {re.escape(str(missing))} does not exist.$", wf.parser.get_parsed_content,
+           "train#dataset")
 
 
 def test_bad_label_values_fail_early(bundle_copy, tiny_phantom, tmp_path):
@@ -233,7 +290,8 @@ def test_bad_label_values_fail_early(bundle_copy, tiny_phantom, tmp_path):
     entries["training"][0]["label"] = str(data / "bad_label.nii.gz")
     (data / "dataset.json").write_text(json.dumps(entries))
     wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(data), **TINY)
-    raises(r"bad_label.nii.gz.*7", wf.parser.get_parsed_content, "train#dataset")
+    raises(ValueError, r"label .*bad_label.nii.gz has values \[7\] outside the allowed classes \[0, 1, 2, 3, 4\]",
+           wf.parser.get_parsed_content, "train#dataset")
 
 
 def test_bundle_root_without_configs_fails_early(tmp_path, tiny_phantom):
@@ -241,7 +299,8 @@ def test_bundle_root_without_configs_fails_early(tmp_path, tiny_phantom):
         config_file=str(BUNDLE / "configs" / "train.json"), workflow_type="train", bundle_root=str(tmp_path),
         dataset_dir=str(tiny_phantom), logging_file=False,
     )
-    raises("has no configs/ folder", wf.initialize)
+    raises(FileNotFoundError, f"bundle_root '{re.escape(str(tmp_path))}' .* has no configs/ folder: run from the bundle directory",
+           wf.initialize)
 
 
 def _cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
