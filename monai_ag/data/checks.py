@@ -35,7 +35,8 @@ from typing import Any, Iterator
 import nibabel as nib
 import numpy as np
 
-from .datalist import NIFTI_SUFFIXES, _load_with_monai, _squeeze_to_3d
+from .datalist import _load_with_monai
+from .geometry import NIFTI_SUFFIXES, squeeze_trailing
 
 __all__ = ["InvalidImageError", "check_inference_image", "check_inference_inputs", "errors_logged"]
 
@@ -76,7 +77,7 @@ def _read(path: str) -> np.ndarray:
 
 def _shape_problem(shape: tuple[int, ...]) -> str | None:
     """Why an image of ``shape`` is not one 3D volume (``None`` when it is)."""
-    if _squeeze_to_3d(shape) is not None:
+    if len(squeeze_trailing(shape)) == 3:
         return None
     if len(shape) == 4:
         return (
