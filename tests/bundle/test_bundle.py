@@ -412,27 +412,6 @@ def test_mlflow_tracking(bundle_copy, tiny_phantom, tmp_path):
 
 
 @pytest.mark.slow
-def test_multi_gpu_config_runs_ddp_on_cpu(bundle_copy, tmp_path):
-    """configs/multi_gpu_train.json under torchrun: gloo on CPU, two ranks, rank 0 writes the files."""
-    from monai_ag.data import generate_phantom_dataset
-
-    data = tmp_path / "phantom"  # two validation cases: one per rank
-    generate_phantom_dataset(data, num_cases=5, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=2, num_test=1)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    out = subprocess.run(
-        [*torchrun, "-m", "monai.bundle", "run", "--config_file", "['configs/train.json','configs/multi_gpu_train.json']",
-         "--dataset_dir", str(data), *_overrides(TINY)],
-        cwd=bundle_copy, capture_output=True, text=True, timeout=600,
-    )
-    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-    assert (bundle_copy / "models" / "model.pt").is_file()
-    ckpt = torch.load(bundle_copy / "models" / "checkpoint.pt", map_location="cpu", weights_only=True)
-    assert ckpt["trainer"]["iteration"] == 2 * ckpt["trainer"]["epoch_length"]
-    assert not any(k.startswith("module.") for k in ckpt["network"]), "DDP wrapper leaked into the checkpoint"
-    assert len(list((bundle_copy / "runs").iterdir())) == 1
-
-
-@pytest.mark.slow
 def test_train_and_evaluate_on_real_ircad_dicom(bundle_copy, shared_data, tmp_path):
     """The whole bundle on real CT: an IRCAD DICOM series as the image, its organ masks merged into
     a NIfTI label (written only to tmp: the data is CC BY-NC-ND), train briefly, then evaluate."""

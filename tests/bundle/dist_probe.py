@@ -1,0 +1,81 @@
+"""Engine handlers that the distributed tests inject into the bundle by config override (``"+train#handlers"``,
+``"+validate#handlers"``): they record, per rank, what each engine really processed, or make one rank fail on purpose.
+Datalist items carry a ``case`` key (the image file name) that the transforms pass through."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch.distributed as dist
+from ignite.engine import Engine, Events
+
+__all__ = ["FailOnRank", "RecordEpochs", "RecordRuns"]
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _cases(engine: Engine) -> list[str]:
+    batch = engine.state.batch  # a dict of lists, or a list of dicts once MONAI has decollated it
+    return [d["case"] for d in batch] if isinstance(batch, list) else list(batch["case"])
+
+
+class _Recorder:
+    def __init__(self, out_dir: str, name: str) -> None:
+        self.out_dir, self.name = Path(out_dir), name
+        self.record: dict = {}
+
+    def write(self, engine: Engine | None = None) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"{self.name}_rank{_rank()}.json").write_text(json.dumps(self.record))
+
+
+class RecordEpochs(_Recorder):
+    """A trainer's record: the epoch it started from, its epoch length, and the cases of each epoch."""
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.iteration)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.write)
+
+    def started(self, engine: Engine) -> None:
+        self.record.update(started_at_epoch=engine.state.epoch, epoch_length=engine.state.epoch_length, epochs={})
+
+    def iteration(self, engine: Engine) -> None:
+        self.record["epochs"].setdefault(str(engine.state.epoch), []).extend(_cases(engine))
+
+
+class RecordRuns(_Recorder):
+    """An evaluator's record: for each of its runs, the cases it processed and the metrics it computed."""
+
+    def attach(self, engine: Engine) -> None:
+        self.record["runs"] = []
+        engine.add_event_handler(Events.STARTED, lambda e: self.record["runs"].append({"cases": [], "metrics": {}}))
+        engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: self.record["runs"][-1]["cases"].extend(_cases(e)))
+        engine.add_event_handler(Events.COMPLETED, self.completed)
+
+    def completed(self, engine: Engine) -> None:
+        self.record["runs"][-1]["metrics"] = {k: float(v) for k, v in engine.state.metrics.items()}
+        self.write()
+
+
+class FailOnRank:
+    """At iteration ``iteration`` of the engine, rank ``rank`` raises (``mode="raise"``) or hangs (``"hang"``)."""
+
+    def __init__(self, rank: int = 1, iteration: int = 2, mode: str = "raise") -> None:
+        self.rank, self.iteration, self.mode = rank, iteration, mode
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_STARTED(once=self.iteration), self)
+
+    def __call__(self, engine: Engine) -> None:
+        if _rank() != self.rank:
+            return
+        if self.mode == "hang":
+            print(f"rank {self.rank} hangs on purpose (pid {os.getpid()})", flush=True)
+            time.sleep(3600)
+        raise RuntimeError(f"deliberate failure on rank {self.rank}")
