@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from monai_ag.networks.blocks.grid_attention import GridAttentionGate, pad_to_factor, resize_needed
-from monai_ag.networks.fast.primitives import BufferPool, FoldedConv, channels_last, fold_post
+from monai_ag.networks.fast.primitives import BufferPool, FoldedConv, channels_last, fold_post, fuse_norm
 
 __all__ = ["FoldedGridAttentionGate"]
 
@@ -59,25 +59,27 @@ class FoldedGridAttentionGate:
             return None
         w_post = list(gate.W)[1:]
         c_post = list(gate.combine.adn.children()) if hasattr(gate.combine, "adn") else []
-        w_affine, w_act, w_rest = fold_post(w_post)
-        c_affine, _, _ = fold_post(c_post)
+        w_norm, w_act, w_rest = fold_post(w_post)
+        c_fold, _, _ = fold_post(c_post)
         # everything between W and combine's activation must be linear: norms that fold, or none
-        if w_act != "none" or w_rest or (_first_norm(w_post) is not None and w_affine is None):
+        if w_act != "none" or w_rest or (_first_norm(w_post) is not None and w_norm is None):
             return None
         c_norm = _first_norm(c_post)
-        if c_norm is not None and c_affine is None:
+        if c_norm is not None and c_fold is None:
             return None
         with torch.no_grad():
             heads, c = gate.heads, gate.in_channels
-            w = gate.W[0].weight.detach().double().flatten(1)  # (heads * C, C): head h maps x to rows h*C..
-            b = gate.W[0].bias.detach().double() if gate.W[0].bias is not None else torch.zeros_like(w[:, 0])
-            if w_affine is not None:
-                w, b = w * w_affine[0][:, None], b * w_affine[0] + w_affine[1]
-            wc = gate.combine.conv.weight.detach().double().flatten(1)  # (C, heads * C)
+            w, b = gate.W[0].weight.detach().double(), gate.W[0].bias
+            b = b.detach().double() if b is not None else w.new_zeros(w.shape[0])
+            if w_norm is not None:
+                w, b = fuse_norm(w, b, w_norm)
+            w = w.flatten(1)  # (heads * C, C): head h maps x to rows h*C..
+            wc = gate.combine.conv.weight.detach().double()  # (C, heads * C, 1, ...)
             bc = gate.combine.conv.bias.detach().double() if gate.combine.conv.bias is not None else wc.new_zeros(c)
-            bc = bc + wc @ b
-            if c_affine is not None:
-                wc, bc = wc * c_affine[0][:, None], bc * c_affine[0] + c_affine[1]
+            bc = bc + wc.flatten(1) @ b
+            if c_fold is not None:
+                wc, bc = fuse_norm(wc, bc, c_fold)
+            wc = wc.flatten(1)
             # column block h of the folded weight acts on alpha_h * x
             m = torch.cat([wc[:, h * c : (h + 1) * c] @ w[h * c : (h + 1) * c] for h in range(heads)], dim=1)
             m = m.reshape(gate.combine.conv.weight.shape)

@@ -4,7 +4,8 @@ activation applied in the same pass, reusable work buffers, and separable (bi/tr
 matrix products.
 
 They compute the same function as the modules they replace (up to float rounding); the networks use
-them only in eval mode without autograd (see ``GridAttentionUNet(fast_inference=...)``).
+them only in eval mode without autograd (see ``GridAttentionUNet(fast_inference=...)``). The private
+torch calls they rely on are in :py:mod:`monai_ag.networks.fast.adapters`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ from functools import lru_cache
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+from monai_ag.networks.fast import adapters
+from monai_ag.networks.fast.adapters import mkldnn_available
 
 __all__ = [
     "BufferPool",
     "FoldedConv",
-    "affine_of_norm",
     "apply_act_",
     "channels_last",
     "conv_act",
     "conv_add_act_",
     "fold_convolution",
     "fold_post",
+    "foldable_norm",
+    "fuse_norm",
     "linear_resize_matrix",
     "mkldnn_available",
     "resize_linear",
@@ -34,30 +40,6 @@ __all__ = [
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _FUSED_ACTS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
 _SKIPPED = (nn.Identity, nn.modules.dropout._DropoutNd, nn.Dropout)
-
-
-@lru_cache(maxsize=None)
-def mkldnn_available() -> bool:
-    """
-    Whether oneDNN's fused convolutions (``torch.ops.mkldnn._convolution_pointwise``, its in-place
-    residual form and weight prepacking) run and agree with ``torch.nn.functional.conv3d`` here;
-    probed once, so a torch build without them falls back to the plain torch path.
-    """
-    try:
-        if not torch.backends.mkldnn.is_available():
-            return False
-        x = torch.randn(1, 3, 5, 4, 3).contiguous(memory_format=torch.channels_last_3d)
-        w, b = torch.randn(4, 3, 3, 3, 3).contiguous(memory_format=torch.channels_last_3d), torch.randn(4)
-        one = [1, 1, 1]
-        ref = F.conv3d(x, w, b, padding=1).relu()
-        y = torch.ops.mkldnn._convolution_pointwise(x, w, b, one, one, one, 1, "relu", [], "")
-        packed = torch.ops.mkldnn._reorder_convolution_weight(w, one, one, one, 1, list(x.shape))
-        out = torch.zeros_like(ref, memory_format=torch.channels_last_3d)
-        binary = torch.ops.mkldnn._convolution_pointwise_.binary
-        binary(out, x, packed, b, one, one, one, 1, "add", None, "relu", [], None)
-        return bool(torch.allclose(y, ref, atol=1e-4, rtol=1e-4) and torch.allclose(out, ref, atol=1e-4, rtol=1e-4))
-    except Exception:  # any failure (missing op, unsupported build) means: use the torch path
-        return False
 
 
 def _cl_format(dim: int) -> torch.memory_format:
@@ -170,7 +152,8 @@ def conv_act(
     (the activation is a post-op; torch's own dispatch picks a slow non-oneDNN kernel for some 3D
     shapes), written into ``out`` when given (a channels-last buffer of the output's shape; not with
     ``"sigmoid"``/``"tanh"``); elsewhere ``torch.nn.functional.convNd`` and an in-place activation.
-    ``weight`` may be prepacked by ``torch.ops.mkldnn._reorder_convolution_weight`` for the oneDNN path.
+    ``weight`` may be prepacked by :py:func:`~monai_ag.networks.fast.adapters.mkldnn_pack_weight` for
+    the oneDNN path.
 
     Returns:
         the result: ``out`` when it was used, else a new tensor.
@@ -182,10 +165,7 @@ def conv_act(
     if _use_mkldnn(x):
         if out is not None and act in ("none", "relu"):
             return conv_add_act_(out.zero_(), x, weight, bias, stride, padding, groups, act)
-        ones = [1] * (x.dim() - 2)
-        return torch.ops.mkldnn._convolution_pointwise(
-            channels_last(x), weight, bias, list(padding), list(stride), ones, groups, act, [], ""
-        )
+        return adapters.mkldnn_conv(channels_last(x), weight, bias, padding, stride, groups, act)
     if weight.is_mkldnn:
         weight = weight.to_dense()
     conv = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[x.dim()]
@@ -214,12 +194,7 @@ def conv_add_act_(
     if act not in ("none", "relu"):
         raise ValueError(f"conv_add_act_ fuses act 'none' or 'relu', got {act!r}.")
     if _use_mkldnn(x) and acc.is_contiguous(memory_format=_cl_format(acc.dim())):
-        ones = [1] * (x.dim() - 2)
-        torch.ops.mkldnn._convolution_pointwise_.binary(
-            acc, channels_last(x), weight, bias, list(padding), list(stride), ones, groups, "add", None,
-            "relu" if act == "relu" else None, [], None,
-        )
-        return acc
+        return adapters.mkldnn_conv_add_(acc, channels_last(x), weight, bias, padding, stride, groups, act)
     acc.add_(conv_act(x, weight, bias, stride, padding, groups))
     return apply_act_(acc, act)
 
@@ -235,40 +210,51 @@ def apply_act_(y: torch.Tensor, act: str) -> torch.Tensor:
     return y
 
 
-def affine_of_norm(norm: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+def foldable_norm(norm: nn.Module | None) -> bool:
     """
-    ``(scale, shift)`` such that ``norm(t) == scale * t + shift`` per channel in eval mode, for a batch
-    norm that uses running statistics; ``None`` when ``norm`` is not such a per-channel affine map
-    (instance/group/layer norm, or batch norm without running statistics). Computed in float64.
+    Whether ``norm`` is, in eval mode, a per-channel affine map that folds into the convolution before
+    it: a batch norm in eval mode with running statistics (not an instance/group/layer norm).
     """
-    if isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.training and norm.running_var is not None:
-        scale = torch.rsqrt(norm.running_var.double() + norm.eps)
-        shift = -norm.running_mean.double() * scale
-        if norm.weight is not None:
-            scale = scale * norm.weight.double()
-            shift = shift * norm.weight.double() + norm.bias.double()
-        return scale, shift
-    return None
+    return (
+        isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.training and norm.running_var is not None
+    )
 
 
-def fold_post(
-    post: Sequence[nn.Module],
-) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, str, list[nn.Module]]:
+def fuse_norm(
+    weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.Module
+) -> tuple[torch.Tensor, torch.Tensor]:
     """
-    Split the eval-mode modules that follow a linear map into ``(affine, act, rest)``: the leading
-    norm as ``(scale, shift)`` when it folds (see :py:func:`affine_of_norm`), the next activation
-    when oneDNN fuses it (``"relu"``, ``"sigmoid"``, ``"tanh"``; else ``"none"``), and the modules
-    left to apply as they are. Identities and dropouts (no-ops in eval) are dropped.
+    ``(weight, bias)`` of a convolution followed by the batch norm ``norm`` (see
+    :py:func:`foldable_norm`) as one convolution, by ``torch.nn.utils.fusion.fuse_conv_bn_weights``,
+    computed in float64.
+    """
+
+    def f64(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().double()
+
+    w, b = fuse_conv_bn_weights(
+        f64(weight), f64(bias), f64(norm.running_mean), f64(norm.running_var), norm.eps, f64(norm.weight),
+        f64(norm.bias),
+    )
+    return w.detach(), b.detach()
+
+
+def fold_post(post: Sequence[nn.Module]) -> tuple[nn.Module | None, str, list[nn.Module]]:
+    """
+    Split the eval-mode modules that follow a linear map into ``(norm, act, rest)``: the leading norm
+    when it folds (see :py:func:`foldable_norm`; else ``None``), the next activation when oneDNN
+    fuses it (``"relu"``, ``"sigmoid"``, ``"tanh"``; else ``"none"``), and the modules left to apply
+    as they are. Identities and dropouts (no-ops in eval) are dropped.
     """
     mods = [m for m in post if not isinstance(m, _SKIPPED)]
-    affine = affine_of_norm(mods[0]) if mods else None
-    if affine is not None:
+    norm = mods[0] if mods and foldable_norm(mods[0]) else None
+    if norm is not None:
         mods = mods[1:]
     act = "none"
     if mods and type(mods[0]) in _FUSED_ACTS:
         act = _FUSED_ACTS[type(mods[0])]
         mods = mods[1:]
-    return affine, act, mods
+    return norm, act, mods
 
 
 class FoldedConv:
@@ -300,18 +286,16 @@ class FoldedConv:
         if not isinstance(conv, _CONV_TYPES):
             raise TypeError(f"FoldedConv needs a torch.nn.ConvNd, got {type(conv).__name__}.")
         dtype = conv.weight.dtype
-        affine, self.act, self.post = fold_post(post)
+        norm, self.act, self.post = fold_post(post)
         if weight is not None:
-            if affine is not None:
+            if norm is not None:
                 raise ValueError("FoldedConv: with folded weights, post must not start with a norm to fold.")
             w, b = weight.detach().double(), None if bias is None else bias.detach().double()
+        elif norm is not None:
+            w, b = fuse_norm(conv.weight, conv.bias, norm)
         else:
             w = conv.weight.detach().double()
             b = conv.bias.detach().double() if conv.bias is not None else None
-            if affine is not None:
-                scale, shift = affine
-                w = w * scale.view(-1, *([1] * (w.dim() - 1)))
-                b = shift if b is None else b * scale + shift
         self.weight = w.to(dtype).contiguous(memory_format=_cl_format(w.dim()))
         self.bias = None if b is None else b.to(dtype)
         self.kernel = list(self.weight.shape[2:])
@@ -338,10 +322,7 @@ class FoldedConv:
             # oneDNN's blocked weight layout for this input size, made once instead of on every call
             if len(self._packed) >= 2:
                 self._packed.clear()
-            ones = [1] * (x.dim() - 2)
-            packed = torch.ops.mkldnn._reorder_convolution_weight(
-                self.weight, self.padding, self.stride, ones, self.groups, list(key)
-            )
+            packed = adapters.mkldnn_pack_weight(self.weight, self.padding, self.stride, self.groups, key)
             self._packed[key] = packed
         return packed
 
@@ -352,7 +333,7 @@ class FoldedConv:
             raise ValueError("FoldedConv.add_into: the modules after the convolution cannot be fused.")
         if self.generic or self.act not in ("none", "relu"):
             bias = None if self.bias is None else self.bias.to(x.dtype)
-            acc.add_(self.conv._conv_forward(x, self.weight.to(x.dtype), bias))
+            acc.add_(adapters.conv_forward(self.conv, x, self.weight.to(x.dtype), bias))
             return apply_act_(acc, self.act)
         w = self._weight_for(x)
         return conv_add_act_(acc, x, w, self.bias, self.stride, self.padding, self.groups, self.act)
@@ -360,7 +341,7 @@ class FoldedConv:
     def __call__(self, x: torch.Tensor, pool: BufferPool | None = None) -> torch.Tensor:
         if self.generic:  # padding modes / dilation: the module's own conv with the folded weights
             bias = None if self.bias is None else self.bias.to(x.dtype)
-            y = apply_act_(self.conv._conv_forward(x, self.weight.to(x.dtype), bias), self.act)
+            y = apply_act_(adapters.conv_forward(self.conv, x, self.weight.to(x.dtype), bias), self.act)
         else:
             out = None
             if pool is not None and not self.post and self.act in ("none", "relu") and _use_mkldnn(x):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from monai_ag.networks.fast import adapters
 from monai_ag.networks.fast.gate import FoldedGridAttentionGate
 from monai_ag.networks.fast.primitives import BufferPool, FoldedConv, channels_last, fold_convolution, resize_linear
 from monai_ag.networks.nets.grid_attention_unet import GridAttentionUNet  # noqa: F401  (annotations)
@@ -143,7 +143,7 @@ class FoldedGridAttentionUNet:
                 u = channels_last(u)
             else:
                 u = pool.take((h.shape[0], h.shape[1], *skip.shape[2:]), like=h)
-                _interpolate_into(h, u, self.mode)
+                adapters.upsample_linear_into(h, u)
             pool.give(h)
             cat = pool.take((skip.shape[0], skip.shape[1] + u.shape[1], *skip.shape[2:]), like=skip)
             torch.cat([skip, u], dim=1, out=cat)
@@ -171,14 +171,3 @@ def _head(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> t
     else:
         out = torch.baddbmm(bias.to(h.dtype).view(1, n, 1).expand(b, n, feats.shape[2]), w, feats)
     return out.view(b, n, *h.shape[2:])
-
-
-def _interpolate_into(src: torch.Tensor, out: torch.Tensor, mode: str) -> None:
-    """``out[:] = F.interpolate(src, size=out.shape[2:], mode=mode)`` without allocating the result."""
-    size = list(out.shape[2:])
-    if src.dim() == 5:
-        torch._C._nn.upsample_trilinear3d(src, size, False, None, None, None, out=out)
-    elif src.dim() == 4:
-        torch._C._nn.upsample_bilinear2d(src, size, False, None, None, out=out)
-    else:
-        out.copy_(F.interpolate(src, size=size, mode=mode, align_corners=False))

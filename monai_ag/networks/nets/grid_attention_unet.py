@@ -156,12 +156,16 @@ class GridAttentionUNet(nn.Module):
             ``torch.inference_mode()``, as MONAI's inferers and evaluators run), compute ``forward``
             with :py:class:`~monai_ag.networks.fast.FoldedGridAttentionUNet`: norms folded into the
             convolutions, fused activations, folded gates and deep-supervision head, channels-last
-            oneDNN convolutions, work buffers reused between calls. The same outputs within float rounding (about 1e-6
-            relative), about 3x faster (``docs/performance.md``). The folded weights and buffers are
-            cached (until a parameter or buffer changes, or the input size changes; see
-            :py:meth:`clear_fast_inference_cache`). Training, autograd, CUDA, autocast, forward hooks
-            on submodules, TorchScript, tracing, ``torch.compile`` and export use the plain modules;
-            ``False`` always does.
+            oneDNN convolutions, work buffers reused between calls. The same outputs within float
+            rounding (about 1e-6 relative), about 3x faster (``docs/performance.md``). The folded
+            weights and buffers are cached (until a parameter or buffer changes, or the input size
+            changes; see :py:meth:`clear_fast_inference_cache`). Training, autograd, CUDA, autocast,
+            dtypes other than float32/float64, forward hooks on submodules, TorchScript, tracing,
+            ``torch.compile`` and export use the plain modules. The path relies on private torch
+            APIs: with a torch version it was not tested with, or when its one-time numerical check
+            against the plain modules fails, it stays off with one logged warning
+            (:py:func:`monai_ag.networks.fast.fast_path_available`). ``False`` is the opt-out: the
+            plain modules always, and the fast path is never imported.
 
     Example::
 
@@ -388,7 +392,12 @@ class GridAttentionUNet(nn.Module):
         hooks = nn.modules.module
         if hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
             return False
-        return not any(m._forward_hooks or m._forward_pre_hooks for m in self.modules() if m is not self)
+        if any(m._forward_hooks or m._forward_pre_hooks for m in self.modules() if m is not self):
+            return False
+        # the only import of the fast path: a tested torch version and a numerical check, decided once
+        from monai_ag.networks.fast import fast_path_available
+
+        return fast_path_available(self.spatial_dims, x.dtype)
 
     @torch.jit.unused
     def fold(self) -> FoldedGridAttentionUNet:
@@ -419,10 +428,10 @@ class GridAttentionUNet(nn.Module):
 
     @torch.jit.unused
     def _forward_folded(self, x: torch.Tensor) -> torch.Tensor:
-        from monai_ag.networks.fast import FoldedGridAttentionUNet
+        from monai_ag.networks.fast import FoldedGridAttentionUNet, state_key
 
         self._check_input(x)
-        key = tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+        key = state_key(self)
         if self._folded is None or self._folded[0] != key:
             self._folded = (key, FoldedGridAttentionUNet(self))
         return self._folded[1](x)

@@ -1,15 +1,31 @@
-"""The fast inference path (``monai_ag.networks.fast``) computes the plain modules' function."""
+"""
+The fast inference path (``monai_ag.networks.fast``) computes the plain modules' function, for a matrix
+of constructor configurations that covers every argument of ``GridAttentionUNet`` and
+``GridAttentionGate`` (``test_equivalence_matrix_covers_every_constructor_argument`` fails when a new
+argument has no case).
+"""
 
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 
 import pytest
 import torch
 
-from monai_ag.networks.fast import FoldedGridAttentionUNet
+from monai_ag.networks.blocks import GridAttentionGate
+from monai_ag.networks.fast import FoldedGridAttentionGate, FoldedGridAttentionUNet, adapters, fast_path_available
 from monai_ag.networks.nets import GridAttentionUNet
+
+
+@pytest.fixture(autouse=True)
+def fast_path_on(monkeypatch):
+    """These tests vouch for the running torch: the version check passes, the numerical probe still runs."""
+    monkeypatch.setattr(adapters, "TESTED_TORCH_VERSIONS", (adapters.torch_version(),))
+    fast_path_available.cache_clear()
+    yield
+    fast_path_available.cache_clear()
 
 
 def _randomize_norms(net: torch.nn.Module) -> None:
@@ -25,6 +41,7 @@ def _randomize_norms(net: torch.nn.Module) -> None:
 
 
 def _fast_and_plain(net: GridAttentionUNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    assert fast_path_available(net.spatial_dims, x.dtype), "the fast path is off: nothing would be compared"
     with torch.no_grad():
         net.fast_inference = False
         plain = net(x)
@@ -39,35 +56,105 @@ def _assert_same_outputs(fast: torch.Tensor, plain: torch.Tensor) -> None:
     assert torch.equal(fast.argmax(1), plain.argmax(1))
 
 
-@pytest.mark.parametrize(
-    "kwargs,size",
-    [
-        ({}, (48, 48, 32)),  # the paper configuration
-        ({}, (67, 45, 33)),  # odd sizes: ceil pooling, resampled gating and upsampling
-        ({"gated_levels": ()}, (35, 33, 17)),  # the gate-less backbone
-        ({"gate_heads": 1}, (33, 32, 31)),
-        ({"deep_supervision": False}, (35, 33, 17)),
-        ({"gate_nonlinearity": "softplus", "gate_normalization": "softmax"}, (32, 31, 30)),
-        ({"channels": (4, 8, 16), "strides": (2, (2, 2, 1))}, (20, 18, 9)),  # per-axis stride
-        ({"channels": (4, 8, 16, 32), "strides": (1, 2, 2)}, (19, 17, 15)),  # a stride-1 level
-        ({"channels": (4, 8, 16), "strides": (2, 2), "upsample": "deconv"}, (19, 17, 15)),
-        ({"act": "prelu"}, (32, 32, 32)),  # an activation oneDNN does not fuse: applied as a module
-        ({"norm": "instance"}, (32, 32, 32)),  # norms that do not fold: gates run as modules
-        ({"norm": ("group", {"num_groups": 4})}, (33, 32, 16)),
-        ({"dropout": 0.2}, (33, 32, 16)),
-    ],
-)
-def test_fast_path_gives_the_same_outputs(kwargs, size):
-    net = GridAttentionUNet(3, 1, 5, **kwargs).eval()
-    _randomize_norms(net)
-    _assert_same_outputs(*_fast_and_plain(net, torch.randn(1, 1, *size)))
+_PAPER = {"spatial_dims": 3, "in_channels": 1, "out_channels": 5}
+_SMALL = {**_PAPER, "channels": (4, 8, 16), "strides": (2, 2)}
+
+# (GridAttentionUNet arguments, input size, batch): every argument appears with a value other than its
+# default in some case (required arguments with two values); see the guard test below.
+UNET_CASES = [
+    (_PAPER, (48, 48, 32), 1),  # the paper configuration
+    (_PAPER, (67, 45, 33), 1),  # odd sizes: ceil pooling, resampled gating and upsampling
+    ({**_PAPER, "gated_levels": ()}, (35, 33, 17), 1),  # the gate-less backbone
+    ({**_PAPER, "gated_levels": (1, 3)}, (33, 32, 17), 1),  # the full-resolution skip gated, level 2 not
+    ({**_PAPER, "gate_heads": 1}, (33, 32, 31), 1),
+    ({**_PAPER, "deep_supervision": False}, (35, 33, 17), 1),
+    ({**_PAPER, "deep_supervision_outputs": True}, (32, 24, 16), 1),  # training-only outputs: eval unchanged
+    ({**_PAPER, "gate_nonlinearity": "softplus", "gate_normalization": "softmax"}, (32, 31, 30), 1),
+    ({**_PAPER, "channels": (4, 8, 16), "strides": (2, (2, 2, 1))}, (20, 18, 9), 1),  # per-axis stride
+    ({**_PAPER, "channels": (4, 8, 16, 32), "strides": (1, 2, 2)}, (19, 17, 15), 1),  # a stride-1 level
+    ({**_SMALL, "upsample": "deconv"}, (19, 17, 15), 1),
+    ({**_SMALL, "upsample": "deconv", "up_kernel_size": (5, 3, 1)}, (20, 17, 15), 1),
+    ({**_SMALL, "kernel_size": (3, 5, 1)}, (21, 18, 11), 1),
+    ({**_PAPER, "act": "prelu"}, (32, 32, 32), 1),  # an activation oneDNN does not fuse: applied as a module
+    ({**_SMALL, "act": "tanh"}, (21, 18, 11), 1),  # a fused activation other than ReLU
+    ({**_PAPER, "norm": "instance"}, (32, 32, 32), 1),  # norms that do not fold: gates run as modules
+    ({**_PAPER, "norm": ("group", {"num_groups": 4})}, (33, 32, 16), 1),
+    ({**_PAPER, "dropout": 0.2}, (33, 32, 16), 1),
+    ({**_PAPER, "fast_inference": False}, (24, 24, 16), 1),  # switched back on by the comparison
+    ({"spatial_dims": 2, "in_channels": 2, "out_channels": 4}, (64, 48), 3),
+    ({"spatial_dims": 2, "in_channels": 2, "out_channels": 4}, (67, 45), 3),
+]
 
 
-@pytest.mark.parametrize("size", [(64, 48), (67, 45)])
-def test_fast_path_2d_and_batches(size):
-    net = GridAttentionUNet(2, 2, 4).eval()
+@pytest.mark.parametrize("kwargs,size,batch", UNET_CASES)
+def test_fast_path_gives_the_same_outputs(kwargs, size, batch):
+    net = GridAttentionUNet(**kwargs).eval()
     _randomize_norms(net)
-    _assert_same_outputs(*_fast_and_plain(net, torch.randn(3, 2, *size)))
+    _assert_same_outputs(*_fast_and_plain(net, torch.randn(batch, kwargs["in_channels"], *size)))
+
+
+_GATE = {"spatial_dims": 3, "in_channels": 8, "gating_channels": 16}
+
+# (GridAttentionGate arguments, skip size, gating size): the gate as the fast path runs it (folded, or
+# as a module when its norms do not fold) against the module
+GATE_CASES = [
+    (_GATE, (12, 10, 9), (6, 5, 5)),
+    ({**_GATE, "inter_channels": 8, "heads": 2}, (12, 10, 8), (6, 5, 4)),
+    ({**_GATE, "heads": 3, "sub_sample_factor": (2, 2, 1)}, (12, 10, 8), (6, 5, 8)),
+    ({**_GATE, "sub_sample_factor": 1}, (9, 8, 7), (9, 8, 7)),
+    ({**_GATE, "nonlinearity": "softplus", "normalization": "softmax"}, (12, 10, 9), (5, 4, 4)),
+    ({**_GATE, "act": "prelu"}, (12, 10, 9), (6, 5, 5)),
+    ({**_GATE, "norm": "instance"}, (12, 10, 9), (6, 5, 5)),
+    ({"spatial_dims": 2, "in_channels": 6, "gating_channels": 4, "heads": 2}, (15, 12), (8, 6)),
+]
+
+
+@pytest.mark.parametrize("kwargs,x_size,g_size", GATE_CASES)
+def test_folded_gate_gives_the_same_outputs(kwargs, x_size, g_size):
+    gate = GridAttentionGate(**kwargs).eval()
+    _randomize_norms(gate)
+    x, g = torch.randn(2, kwargs["in_channels"], *x_size), torch.randn(2, kwargs["gating_channels"], *g_size)
+    folded = FoldedGridAttentionGate.from_gate(gate)
+    assert (folded is None) == (kwargs.get("norm", "batch") != "batch")  # only batch norms fold
+    with torch.no_grad():
+        out, alpha = (folded or gate)(x, g)
+        ref_out, ref_alpha = gate(x, g)
+    torch.testing.assert_close(alpha, ref_alpha, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out, ref_out, atol=1e-4, rtol=0)
+
+
+# Constructor arguments that cannot change what the fast path computes, each with the reason. Keep it
+# short: an argument belongs here only if no eval-mode output can depend on it.
+EXEMPT_ARGUMENTS: dict[type, set[str]] = {GridAttentionUNet: set(), GridAttentionGate: set()}
+
+
+def _uncovered_arguments(cls: type, cases: list[dict]) -> list[str]:
+    """Constructor arguments of ``cls`` that no case sets to a value other than the default (or, for a
+    required argument, to two different values)."""
+    missing = []
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or name in EXEMPT_ARGUMENTS[cls]:
+            continue
+        values = [case[name] for case in cases if name in case]
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            covered = False
+        elif param.default is inspect.Parameter.empty:
+            covered = len({repr(v) for v in values}) >= 2
+        else:
+            covered = any(repr(v) != repr(param.default) for v in values)
+        if not covered:
+            missing.append(name)
+    return missing
+
+
+def test_equivalence_matrix_covers_every_constructor_argument():
+    unet = _uncovered_arguments(GridAttentionUNet, [case[0] for case in UNET_CASES])
+    gate = _uncovered_arguments(GridAttentionGate, [case[0] for case in GATE_CASES])
+    assert not unet and not gate, (
+        f"constructor arguments without a fast-path equivalence case: GridAttentionUNet {unet}, "
+        f"GridAttentionGate {gate}; add a case to UNET_CASES/GATE_CASES in {__file__} (or, if the argument "
+        "cannot change eval-mode outputs, to EXEMPT_ARGUMENTS with the reason)"
+    )
 
 
 def test_fast_path_float64_uses_the_torch_convolutions():
@@ -93,6 +180,7 @@ def test_repeated_calls_reuse_buffers_without_stale_data():
 
 
 def test_fast_path_is_used_only_when_it_applies(monkeypatch):
+    assert fast_path_available(3, torch.float32)  # decided (the probe run) before counting
     calls = []
     original = FoldedGridAttentionUNet.__call__
 
