@@ -367,6 +367,87 @@ def test_inference_geometry_real_nifti_and_dicom(bundle_copy, shared_data, tmp_p
         np.testing.assert_allclose(np.asarray(seg.affine), np.asarray(ref.affine), atol=1e-4)
 
 
+HU_WINDOW = (-175.0, 250.0)  # inference.json's hu_window
+THRESHOLD_HU = 100.5  # between integer HU values: no voxel sits on it
+
+
+def _threshold_weights(root: Path) -> dict:
+    """A ThresholdNet checkpoint labelling voxels above THRESHOLD_HU as class 1, and the override using it."""
+    from stand_ins import ThresholdNet
+
+    (root / "models").mkdir(exist_ok=True)
+    normalized = (THRESHOLD_HU - HU_WINDOW[0]) / (HU_WINDOW[1] - HU_WINDOW[0])
+    torch.save(ThresholdNet(normalized).state_dict(), root / "models" / "threshold.pt")
+    # built with threshold 0: the value comes from the checkpoint, as the bundle loads it
+    return {"network_def": {"_target_": "stand_ins.ThresholdNet"}, "ckpt_path": str(root / "models" / "threshold.pt")}
+
+
+def _ras_spacing(affine: np.ndarray) -> list[float]:
+    """The voxel sizes along R, A, S once reoriented (the bundle's Spacingd works in RAS)."""
+    ornt = nib.orientations.io_orientation(affine)
+    sizes = nib.affines.voxel_sizes(affine)
+    return [float(sizes[int(np.flatnonzero(ornt[:, 0] == k)[0])]) for k in range(3)]
+
+
+def _check_labels_land_on_the_right_voxels(root: Path, source: Path, out_dir: Path, reader: str | None = None) -> int:
+    """Segment ``source`` at its own spacing with the threshold stand-in; the written label map must be
+    the threshold applied to the input in its original grid, voxel by voxel. Returns the voxels above."""
+    ref = LoadImage(image_only=True, reader=reader)(str(source))
+    overrides = {**_threshold_weights(root), "spacing": _ras_spacing(np.asarray(ref.affine)), "patch_size": [64, 64, 32]}
+    workflow(root, ["inference.json"], "infer", input_path=str(source), output_dir=str(out_dir), **overrides).run()
+    (seg_path,) = list(out_dir.glob("*_seg.nii.gz"))
+    seg = LoadImage(image_only=True)(str(seg_path))
+    np.testing.assert_allclose(np.asarray(seg.affine), np.asarray(ref.affine), atol=1e-4)
+    expected = (np.asarray(ref) > THRESHOLD_HU).astype(np.uint8)
+    got = np.asarray(seg).astype(np.uint8)
+    assert got.shape == expected.shape
+    wrong = int((got != expected).sum())
+    assert wrong == 0, f"{wrong} of {expected.size} voxels labelled differently from the input's own grid"
+    return int(expected.sum())
+
+
+def _non_ras_phantom(path: Path) -> Path:
+    """A synthetic CT stored with its axes permuted and flipped (P, I, L), anisotropic voxels and an
+    off-centre bright block, so a wrong axis order or direction moves the labels."""
+    hu = np.full((30, 24, 18), -1000.0, np.float32)  # air
+    hu[4:26, 3:21, 2:16] = 40.0  # soft tissue
+    hu[6:11, 5:9, 3:12] = 300.0  # a bright block near one corner
+    hu[20:24, 15:19, 12:15] = 150.0
+    # voxel axis i -> posterior (-y), j -> inferior (-z), k -> left (-x); spacings 2, 3, 4 mm
+    affine = np.array([[0, 0, -4.0, 60.0], [-2.0, 0, 0, 30.0], [0, -3.0, 0, 20.0], [0, 0, 0, 1]])
+    assert "".join(nib.aff2axcodes(affine)) == "PIL"
+    nib.save(nib.Nifti1Image(hu, affine), str(path))
+    return path
+
+
+def test_labels_land_on_the_right_voxels_non_ras_synthetic(bundle_copy, tmp_path):
+    source = _non_ras_phantom(tmp_path / "pil.nii.gz")
+    assert _check_labels_land_on_the_right_voxels(bundle_copy, source, tmp_path / "out") == 5 * 4 * 9 + 4 * 4 * 3
+
+
+@pytest.mark.slow
+def test_labels_land_on_the_right_voxels_real_ct(bundle_copy, shared_data, tmp_path):
+    """Real CT: the TotalSegmentator DICOM series (LPS in MONAI's RAS terms) and example_ct.nii.gz, as
+    shipped (RAS: its ITK direction (-1, -1, 1) is LPS-flipped) and re-stored with permuted, flipped axes."""
+    nifti = shared_data / "totalseg" / "example_ct.nii.gz"
+    img = nib.load(str(nifti))
+    # the same voxels stored as (P, S, R): new voxel (i, j, k) is old (k, ny - 1 - i, j) (written to tmp only)
+    data = np.transpose(np.asarray(img.dataobj), (1, 2, 0))[::-1].copy()
+    perm = np.eye(4)[[1, 2, 0, 3]].T
+    flip = np.diag([-1.0, 1, 1, 1])
+    flip[0, 3] = data.shape[0] - 1
+    affine = img.affine @ perm @ flip
+    restored = tmp_path / "example_ct_ASL.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), str(restored))
+    assert "".join(nib.aff2axcodes(affine)) == "PSR" and np.allclose(affine @ [0, 0, 0, 1], img.affine @ [0, data.shape[0] - 1, 0, 1])
+    for i, (source, reader) in enumerate([
+        (shared_data / "totalseg" / "example_ct_dicom", "ITKReader"),
+        (nifti, None),
+        (restored, None),
+    ]):
+        assert _check_labels_land_on_the_right_voxels(bundle_copy, source, tmp_path / f"out{i}", reader) > 1000
+
+
 def test_verify_net_in_out_and_ckpt_export(bundle_copy, tmp_path):
     from monai.bundle import ckpt_export, verify_net_in_out
 
