@@ -1,47 +1,63 @@
-"""Data utilities of monai-ag: the synthetic abdominal CT phantom dataset, datalists and their checks.
+"""Data utilities of monai-ag: the bundle's classes, voxel-grid and inference-input checks, datalists, the
+synthetic abdominal CT phantom and where the bundle's data comes from.
 
-Names are loaded on first use, so ``python -m monai_ag.data.phantom`` runs its module only once.
+Runnable modules are packages with a ``__main__.py`` (``python -m monai_ag.data.phantom``), so this package
+imports its modules directly.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .checks import InvalidImageError, check_inference_image, check_inference_inputs
+from .classes import CLASS_NAMES, NUM_CLASSES, ORGAN_NAMES, class_index
+from .datalist import (
+    check_datalist,
+    inference_datalist,
+    is_dicom_series_dir,
+    load_datalist,
+    split_datalist,
+    train_val_datalists,
+)
+from .geometry import AFFINE_ATOL, IMAGE_SUFFIXES, NIFTI_SUFFIXES, same_grid, squeeze_trailing, strip_image_suffix
+from .phantom import (
+    DEFAULT_PHANTOM_SHAPE,
+    DEFAULT_PHANTOM_SPACING,
+    MIN_PHANTOM_FIELD_OF_VIEW_MM,
+    PHANTOM_LABELS,
+    PHANTOM_MARKER_KEY,
+    PHANTOM_VERSION,
+    generate_phantom_case,
+    generate_phantom_dataset,
+)
+from .sources import inference_inputs, training_datalists
 
-_EXPORTS = {
-    "checks": ("InvalidImageError", "check_inference_image", "check_inference_inputs"),
-    "classes": ("CLASS_NAMES", "NUM_CLASSES", "ORGAN_NAMES", "class_index"),
-    "datalist": (
-        "check_datalist",
-        "inference_datalist",
-        "is_dicom_series_dir",
-        "load_datalist",
-        "split_datalist",
-        "train_val_datalists",
-    ),
-    "phantom": (
-        "DEFAULT_PHANTOM_SHAPE",
-        "DEFAULT_PHANTOM_SPACING",
-        "MIN_PHANTOM_FIELD_OF_VIEW_MM",
-        "PHANTOM_LABELS",
-        "PHANTOM_MARKER_KEY",
-        "PHANTOM_VERSION",
-        "ensure_phantom_dataset",
-        "generate_phantom_case",
-        "generate_phantom_dataset",
-    ),
-    "sources": ("inference_inputs", "training_datalists"),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__ = [
+    "AFFINE_ATOL",
+    "InvalidImageError",
+    "CLASS_NAMES",
+    "DEFAULT_PHANTOM_SHAPE",
+    "DEFAULT_PHANTOM_SPACING",
+    "IMAGE_SUFFIXES",
+    "MIN_PHANTOM_FIELD_OF_VIEW_MM",
+    "NIFTI_SUFFIXES",
+    "NUM_CLASSES",
+    "ORGAN_NAMES",
+    "PHANTOM_LABELS",
+    "PHANTOM_MARKER_KEY",
+    "PHANTOM_VERSION",
+    "check_datalist",
+    "check_inference_image",
+    "check_inference_inputs",
+    "class_index",
+    "generate_phantom_case",
+    "generate_phantom_dataset",
+    "inference_datalist",
+    "inference_inputs",
+    "is_dicom_series_dir",
+    "load_datalist",
+    "same_grid",
+    "split_datalist",
+    "squeeze_trailing",
+    "strip_image_suffix",
+    "train_val_datalists",
+    "training_datalists",
+]

@@ -8,7 +8,7 @@ from typing import Any
 
 from .checks import errors_logged
 from .datalist import inference_datalist, train_val_datalists
-from .phantom import ensure_phantom_dataset
+from .phantom import generate_phantom_dataset
 
 __all__ = ["inference_inputs", "training_datalists"]
 
@@ -16,7 +16,7 @@ __all__ = ["inference_inputs", "training_datalists"]
 def _prepare(dataset_dir: str | os.PathLike, phantom_dir: str | os.PathLike | None) -> None:
     # the phantom is the embedded default: generated (deterministically) the first time it is used
     if phantom_dir is not None and Path(dataset_dir).resolve() == Path(phantom_dir).resolve():
-        ensure_phantom_dataset(phantom_dir)
+        generate_phantom_dataset(phantom_dir)  # reused when it is there; never replaced (overwrite=False)
 
 
 def training_datalists(

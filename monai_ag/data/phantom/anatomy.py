@@ -1,7 +1,6 @@
-"""Deterministic synthetic abdominal CT phantoms for multi-organ segmentation.
+"""The anatomy simulator of the phantom: one synthetic abdominal CT volume and its organ label map.
 
-This module builds the small dataset that the ``monai_ag`` bundle trains on when no real data is
-available: contrast-enhanced (portal-venous-like) abdominal CT volumes in Hounsfield units (HU)
+Contrast-enhanced (portal-venous-like) abdominal CT volumes in Hounsfield units (HU)
 with a label map of
 
     ``0`` background, ``1`` liver, ``2`` spleen, ``3`` kidney (left and right), ``4`` pancreas.
@@ -40,56 +39,35 @@ rounded to integer HU (so it can be stored losslessly as ``int16``).
 
 Example::
 
-    from monai_ag.data import ensure_phantom_dataset, generate_phantom_case
+    from monai_ag.data.phantom import generate_phantom_case
 
     image, label, affine = generate_phantom_case(seed=0)
-    dataset_json = ensure_phantom_dataset("./data/phantom")  # generates once, then reuses
-
-Command line::
-
-    python -m monai_ag.data.phantom --output_dir ./data/phantom --num_cases 12
 """
 
 from __future__ import annotations
 
-import argparse
-import gzip
-import json
-import logging
 import math
-import os
-import re
-import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from monai_ag.data.classes import CLASS_NAMES, class_index
-from monai_ag.utils.fileio import atomic_write, final_name
 
 __all__ = [
     "DEFAULT_PHANTOM_SHAPE",
     "DEFAULT_PHANTOM_SPACING",
     "MIN_PHANTOM_FIELD_OF_VIEW_MM",
     "PHANTOM_LABELS",
-    "PHANTOM_MARKER_KEY",
     "PHANTOM_VERSION",
-    "ensure_phantom_dataset",
+    "check_geometry",
+    "check_int",
     "generate_phantom_case",
-    "generate_phantom_dataset",
-    "main",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: Version of the phantom model; stored in ``dataset.json`` and bumped whenever the anatomy changes.
 PHANTOM_VERSION = 1
-#: Key of the marker that identifies a ``dataset.json`` written by this module.
-PHANTOM_MARKER_KEY = "monai_ag_phantom"
 #: Label values of the phantom label maps (Decathlon ``labels`` section).
 PHANTOM_LABELS: dict[int, str] = CLASS_NAMES  # the bundle's classes (monai_ag.data.classes)
 #: Default volume shape ``(x, y, z)`` in voxels: 320 x 256 x 192 mm at the default spacing.
@@ -104,11 +82,6 @@ _MAX_SPACING_MM = 8.0
 _MIN_VOXELS_PER_AXIS = 16
 _Z_NORM_MM = 96.0  # z (mm) at which the body-shape polynomials are normalised
 _ORGAN_CLEARANCE_MM = 3.0  # fat plane between organs and bone / muscle / vessels
-
-_SUBDIRS = ("imagesTr", "labelsTr", "imagesTs", "labelsTs")
-#: names this module writes (temporary files of atomic_write are recognised through ``final_name``)
-_OWN_FILE_RE = re.compile(r"^phantom_\d+\.nii\.gz$")
-_OWN_TOP_RE = re.compile(r"^dataset\.json$")
 
 # internal organ ids (left/right kidney are separate objects) -> label values
 _LIVER, _SPLEEN, _KIDNEY_R, _KIDNEY_L, _PANCREAS = 1, 2, 3, 4, 5
@@ -720,13 +693,16 @@ class _Phantom:
 # ----------------------------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------------------------
-def _check_int(name: str, value: Any, minimum: int) -> int:
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an ``int`` when it is an integer (not a bool) ``>= minimum``; else a ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
 
 
-def _check_geometry(shape: Any, spacing: Any) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+def check_geometry(shape: Any, spacing: Any) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    """``(shape, spacing)`` checked (3 axes, at least 16 voxels and at most 8 mm each, a field of view of at least
+    :data:`MIN_PHANTOM_FIELD_OF_VIEW_MM`) and normalised to tuples; a ``ValueError`` saying what is wrong."""
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) != 3:
         raise ValueError(f"shape must be a sequence of 3 voxel counts (x, y, z), got {shape!r}.")
     if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < _MIN_VOXELS_PER_AXIS for n in shape):
@@ -789,364 +765,11 @@ def generate_phantom_case(
         ValueError: when ``seed``, ``shape`` or ``spacing`` is invalid, or the field of view is too
             small for the anatomy.
     """
-    seed = _check_int("seed", seed, 0)
-    shp, sp = _check_geometry(shape, spacing)
+    seed = check_int("seed", seed, 0)
+    shp, sp = check_geometry(shape, spacing)
     image, label, affine = _Phantom(seed, shp, sp).build()
     counts = np.bincount(label.ravel(), minlength=len(PHANTOM_LABELS))
     missing = [value for value in PHANTOM_LABELS if counts[value] == 0]
     if missing:  # cannot happen for valid geometry; guard against silent empty classes
         raise RuntimeError(f"phantom seed={seed} shape={shp} spacing={sp} lacks labels {missing}.")
     return image, label, affine
-
-
-def _case_seed(seed: int, index: int) -> int:
-    """Independent per-case seed derived from the dataset seed and the case index."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint32)[0])
-
-
-def _nifti_bytes(array: np.ndarray, affine: np.ndarray, dtype: type, description: str) -> bytes:
-    img = nib.Nifti1Image(array.astype(dtype), affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    img.header.set_xyzt_units(xyz="mm")
-    img.header["descrip"] = description.encode()[:79]
-    # gzip with a fixed header timestamp so that files are byte-identical for identical arrays
-    return gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
-
-
-def _read_json(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as e:
-        raise FileExistsError(
-            f"{path} exists but cannot be read as JSON ({e}); refusing to overwrite a dataset that was not "
-            "generated by monai_ag.data.phantom. Choose another output_dir or remove it."
-        ) from e
-
-
-def _plan(
-    seed: int, num_cases: int, num_validation: int, num_test: int, shape: tuple[int, ...], spacing: tuple[float, ...]
-) -> tuple[dict[str, Any], list[tuple[str, str, int]]]:
-    """Marker parameters and the ``(name, split, case_seed)`` list of a dataset."""
-    params: dict[str, Any] = {
-        "version": PHANTOM_VERSION,
-        "seed": seed,
-        "num_cases": num_cases,
-        "num_validation": num_validation,
-        "num_test": num_test,
-        "shape": list(shape),
-        "spacing": list(spacing),
-    }
-    num_training = num_cases - num_validation - num_test
-    cases = []
-    for i in range(num_cases):
-        split = "training" if i < num_training else "validation" if i < num_training + num_validation else "test"
-        cases.append((f"phantom_{i:03d}", split, _case_seed(seed, i)))
-    return params, cases
-
-
-def _case_paths(name: str, split: str) -> tuple[str, str]:
-    img_dir, lab_dir = ("imagesTs", "labelsTs") if split == "test" else ("imagesTr", "labelsTr")
-    return f"./{img_dir}/{name}.nii.gz", f"./{lab_dir}/{name}.nii.gz"
-
-
-def _dataset_json(params: dict[str, Any], cases: list[tuple[str, str, int]]) -> dict[str, Any]:
-    entries: dict[str, list[dict[str, str]]] = {"training": [], "validation": [], "test": []}
-    for name, split, _ in cases:
-        image, label = _case_paths(name, split)
-        entries[split].append({"image": image, "label": label})
-    marker = dict(params)
-    marker["generator"] = "monai_ag.data.phantom"
-    marker["case_seeds"] = {name: case_seed for name, _, case_seed in cases}
-    return {
-        "name": "MONAI-AG synthetic abdominal CT phantom",
-        "description": (
-            "Deterministic synthetic portal-venous abdominal CT phantoms (HU) with liver, spleen, kidney and "
-            "pancreas labels, generated by monai_ag.data.phantom (no real patient data)."
-        ),
-        "reference": "monai_ag.data.phantom (synthetic)",
-        "licence": "Apache-2.0",
-        "release": f"phantom v{PHANTOM_VERSION}",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "labels": {str(k): v for k, v in PHANTOM_LABELS.items()},
-        "numTraining": len(entries["training"]) + len(entries["validation"]),
-        "numTest": len(entries["test"]),
-        "training": entries["training"],
-        "validation": entries["validation"],
-        "test": entries["test"],
-        PHANTOM_MARKER_KEY: marker,
-    }
-
-
-def _check_foreign_content(root: str) -> None:
-    """Refuse to write into a directory holding anything but (partial) phantom output."""
-    for entry in sorted(os.listdir(root)):
-        path = os.path.join(root, entry)
-        if entry in _SUBDIRS and os.path.isdir(path):
-            foreign = [f for f in sorted(os.listdir(path)) if not _OWN_FILE_RE.match(final_name(f))]
-            if foreign:
-                raise FileExistsError(
-                    f"{path} contains files not written by monai_ag.data.phantom (e.g. {foreign[0]!r}) and "
-                    f"{root} has no phantom dataset.json; refusing to write a phantom dataset there. "
-                    "Choose an empty or new output_dir."
-                )
-        elif not _OWN_TOP_RE.match(final_name(entry)):
-            raise FileExistsError(
-                f"output_dir {root} is not empty ({entry!r}) and has no dataset.json; refusing to write a phantom "
-                "dataset there. Choose an empty or new output_dir."
-            )
-
-
-def _remove_phantom_files(root: str) -> None:
-    for sub in _SUBDIRS:
-        path = os.path.join(root, sub)
-        if os.path.isdir(path):
-            for f in os.listdir(path):
-                if _OWN_FILE_RE.match(final_name(f)):
-                    os.remove(os.path.join(path, f))
-
-
-def _validate_dataset_args(
-    seed: int, num_cases: int, num_validation: int, num_test: int
-) -> tuple[int, int, int, int]:
-    seed = _check_int("seed", seed, 0)
-    num_cases = _check_int("num_cases", num_cases, 2)
-    num_validation = _check_int("num_validation", num_validation, 0)
-    num_test = _check_int("num_test", num_test, 0)
-    if num_cases - num_validation - num_test < 1:
-        raise ValueError(
-            f"num_validation ({num_validation}) + num_test ({num_test}) must leave at least one training case "
-            f"out of num_cases={num_cases}."
-        )
-    return seed, num_cases, num_validation, num_test
-
-
-def generate_phantom_dataset(
-    output_dir: str | os.PathLike[str],
-    num_cases: int = 12,
-    seed: int = 0,
-    shape: Sequence[int] = DEFAULT_PHANTOM_SHAPE,
-    spacing: Sequence[float] = DEFAULT_PHANTOM_SPACING,
-    num_validation: int = 2,
-    num_test: int = 4,
-    overwrite: bool = False,
-) -> str:
-    """Write a Medical Segmentation Decathlon style phantom dataset and return its ``dataset.json``.
-
-    Layout (paths in ``dataset.json`` are relative to ``output_dir``, as in the Decathlon)::
-
-        output_dir/dataset.json
-        output_dir/imagesTr/phantom_000.nii.gz   output_dir/labelsTr/phantom_000.nii.gz   (training + validation)
-        output_dir/imagesTs/phantom_010.nii.gz   output_dir/labelsTs/phantom_010.nii.gz   (test)
-
-    ``dataset.json`` has the keys ``name``, ``description``, ``labels``, ``modality``, ``training``,
-    ``validation`` (held out, not part of ``training``), ``test`` (each a list of
-    ``{"image": ..., "label": ...}``), Decathlon bookkeeping keys and a ``"monai_ag_phantom"`` marker
-    with the generation parameters. Images are stored as ``int16`` HU, labels as ``uint8``, both
-    with the RAS+ affine of :func:`generate_phantom_case` as qform and sform. The case order is
-    ``training``, then ``validation``, then ``test``; case ``i`` uses a seed derived from ``(seed, i)``.
-
-    The call is idempotent: if ``output_dir`` already holds a phantom dataset with the same
-    parameters nothing is rewritten (missing case files are regenerated). ``dataset.json`` is
-    written last, so its presence means the dataset is complete.
-
-    Args:
-        output_dir: dataset directory; created if needed.
-        num_cases: total number of cases (training + validation + test), at least 2.
-        seed: non-negative dataset seed.
-        shape: volume size ``(x, y, z)`` in voxels, see :func:`generate_phantom_case`.
-        spacing: voxel size ``(x, y, z)`` in mm, see :func:`generate_phantom_case`.
-        num_validation: number of held-out validation cases (stored in ``imagesTr``/``labelsTr``).
-        num_test: number of test cases (stored in ``imagesTs``/``labelsTs``).
-        overwrite: regenerate an existing *phantom* dataset even if its parameters differ.
-            A directory whose ``dataset.json`` was not written by this module is never overwritten.
-
-    Returns:
-        The path of ``dataset.json``.
-
-    Raises:
-        ValueError: on invalid arguments.
-        FileExistsError: if ``output_dir`` holds a non-phantom dataset or foreign files, or (with
-            ``overwrite=False``) a phantom dataset generated with different parameters.
-    """
-    seed, num_cases, num_validation, num_test = _validate_dataset_args(seed, num_cases, num_validation, num_test)
-    shp, sp = _check_geometry(shape, spacing)
-    root = os.path.abspath(os.fspath(output_dir))
-    if os.path.exists(root) and not os.path.isdir(root):
-        raise ValueError(f"output_dir must be a directory, got the file {root!r}.")
-    json_path = os.path.join(root, "dataset.json")
-    params, cases = _plan(seed, num_cases, num_validation, num_test, shp, sp)
-    description = _dataset_json(params, cases)
-
-    todo = cases
-    if os.path.isfile(json_path):
-        existing = _read_json(json_path)
-        marker = existing.get(PHANTOM_MARKER_KEY) if isinstance(existing, dict) else None
-        if not isinstance(marker, dict):
-            raise FileExistsError(
-                f"{json_path} exists and is not a monai_ag phantom dataset (no {PHANTOM_MARKER_KEY!r} marker); "
-                "refusing to overwrite it. Choose another output_dir."
-            )
-        differing = [k for k in params if _normalise(marker.get(k)) != _normalise(params[k])]
-        if differing and not overwrite:
-            detail = ", ".join(f"{k}={marker.get(k)!r} (requested {params[k]!r})" for k in differing)
-            raise FileExistsError(
-                f"{root} holds a phantom dataset generated with different parameters: {detail}. "
-                "Pass overwrite=True to regenerate it, or use another output_dir."
-            )
-        if differing:
-            logger.info("Overwriting phantom dataset in %s (changed: %s).", root, ", ".join(differing))
-            os.remove(json_path)
-            _remove_phantom_files(root)
-        else:
-            todo = [c for c in cases if not all(os.path.isfile(os.path.join(root, p)) for p in _case_paths(*c[:2]))]
-            if not todo:
-                logger.info("Reusing the existing synthetic phantom dataset in %s (%d cases).", root, num_cases)
-                return json_path
-            logger.warning("Phantom dataset in %s is missing %d case file(s); regenerating them.", root, len(todo))
-    elif os.path.isdir(root):
-        _check_foreign_content(root)
-
-    if todo is cases:
-        logger.info(
-            "Generating a synthetic phantom dataset (%d cases: %d training, %d validation, %d test; shape %s, "
-            "spacing %s mm, seed %d) in %s.",
-            num_cases, num_cases - num_validation - num_test, num_validation, num_test, shp, sp, seed, root,
-        )
-    for sub in _SUBDIRS:
-        os.makedirs(os.path.join(root, sub), exist_ok=True)
-    start = time.perf_counter()
-    for name, split, case_seed in todo:
-        image, label, affine = generate_phantom_case(case_seed, shp, sp)
-        image_path, label_path = (os.path.join(root, p) for p in _case_paths(name, split))
-        desc = f"monai_ag phantom v{PHANTOM_VERSION} seed {case_seed}"
-        for path, array, dtype in ((image_path, image, np.int16), (label_path, label, np.uint8)):
-            if todo is cases or not os.path.isfile(path):  # when repairing, keep the files that exist
-                _write_bytes(path, _nifti_bytes(array, affine, dtype, desc))
-        logger.debug("Wrote phantom case %s (%s, seed %d).", name, split, case_seed)
-    json_bytes = (json.dumps(description, indent=4) + "\n").encode("utf-8")
-    if not (os.path.isfile(json_path) and _read_bytes(json_path) == json_bytes):
-        _write_bytes(json_path, json_bytes)
-    logger.info(
-        "Wrote %d phantom case(s) in %.1f s; dataset description: %s", len(todo), time.perf_counter() - start, json_path
-    )
-    return json_path
-
-
-def _normalise(value: Any) -> Any:
-    """Make stored (JSON) and requested parameters comparable."""
-    if isinstance(value, (list, tuple)):
-        return [float(v) for v in value]
-    return value
-
-
-def ensure_phantom_dataset(
-    output_dir: str | os.PathLike[str],
-    num_cases: int = 12,
-    seed: int = 0,
-    shape: Sequence[int] = DEFAULT_PHANTOM_SHAPE,
-    spacing: Sequence[float] = DEFAULT_PHANTOM_SPACING,
-    num_validation: int = 2,
-    num_test: int = 4,
-) -> str:
-    """Return the ``dataset.json`` of a phantom dataset in ``output_dir``, generating it only if missing.
-
-    Logs (``logging.getLogger("monai_ag.data.phantom")``, level INFO) whether a synthetic phantom
-    dataset is being generated (where and how many cases) or an existing one is reused. This is
-    :func:`generate_phantom_dataset` with ``overwrite=False``: an existing phantom dataset with
-    different parameters, or a non-phantom dataset, raises instead of being replaced.
-
-    Args:
-        output_dir: dataset directory.
-        num_cases: total number of cases, see :func:`generate_phantom_dataset`.
-        seed: non-negative dataset seed.
-        shape: volume size ``(x, y, z)`` in voxels.
-        spacing: voxel size ``(x, y, z)`` in mm.
-        num_validation: number of validation cases.
-        num_test: number of test cases.
-
-    Returns:
-        The path of ``dataset.json``.
-
-    Raises:
-        ValueError: on invalid arguments.
-        FileExistsError: if ``output_dir`` holds something other than a phantom dataset with these parameters.
-    """
-    return generate_phantom_dataset(
-        output_dir,
-        num_cases=num_cases,
-        seed=seed,
-        shape=shape,
-        spacing=spacing,
-        num_validation=num_validation,
-        num_test=num_test,
-        overwrite=False,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point: ``python -m monai_ag.data.phantom --output_dir DIR [options]``.
-
-    Args:
-        argv: arguments (default: ``sys.argv[1:]``).
-
-    Returns:
-        The process exit status (0 on success, 1 on a refused or invalid request).
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_ag.data.phantom",
-        description="Generate a deterministic synthetic abdominal CT phantom dataset (Decathlon layout).",
-    )
-    parser.add_argument("--output_dir", "--output-dir", required=True, help="dataset directory")
-    parser.add_argument("--num_cases", "--num-cases", type=int, default=12, help="total cases (default: 12)")
-    parser.add_argument(
-        "--num_validation", "--num-validation", type=int, default=2, help="validation cases (default: 2)"
-    )
-    parser.add_argument("--num_test", "--num-test", type=int, default=4, help="test cases (default: 4)")
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
-    parser.add_argument(
-        "--shape", type=int, nargs=3, default=list(DEFAULT_PHANTOM_SHAPE), metavar=("X", "Y", "Z"),
-        help=f"volume shape in voxels (default: {' '.join(map(str, DEFAULT_PHANTOM_SHAPE))})",
-    )
-    parser.add_argument(
-        "--spacing", type=float, nargs=3, default=list(DEFAULT_PHANTOM_SPACING), metavar=("SX", "SY", "SZ"),
-        help=f"voxel size in mm (default: {' '.join(map(str, DEFAULT_PHANTOM_SPACING))})",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="regenerate an existing phantom dataset")
-    parser.add_argument("--quiet", action="store_true", help="only log warnings")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        path = generate_phantom_dataset(
-            args.output_dir,
-            num_cases=args.num_cases,
-            seed=args.seed,
-            shape=args.shape,
-            spacing=args.spacing,
-            num_validation=args.num_validation,
-            num_test=args.num_test,
-            overwrite=args.overwrite,
-        )
-    except (ValueError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
