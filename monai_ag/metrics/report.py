@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from os import PathLike
@@ -42,6 +41,7 @@ from monai.transforms import LoadImage
 
 from monai_ag.data.classes import ORGAN_NAMES
 from monai_ag.data.geometry import same_grid, strip_image_suffix
+from monai_ag.utils.cli import command_parser, run_command
 from monai_ag.utils.fileio import refuse_overwrite
 
 from .segmentation import as_label_array, case_metrics, metric_names
@@ -339,9 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The process exit status (0 on success, 1 on a refused or invalid request).
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_ag.metrics",
-        description="Evaluate predicted label maps against the reference labels of a Decathlon-style dataset.",
+    parser = command_parser(
+        "python -m monai_ag.metrics",
+        "Evaluate predicted label maps against the reference labels of a Decathlon-style dataset.",
     )
     parser.add_argument("--pred_dir", "--pred-dir", required=True, help="directory of SaveImaged predictions")
     parser.add_argument("--dataset_dir", "--dataset-dir", required=True, help="dataset directory (holds dataset.json)")
@@ -350,13 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.add_argument("--postfix", default="seg", help="SaveImaged output_postfix (default: seg)")
     parser.add_argument("--hd_percentile", "--hd-percentile", type=float, default=95.0, help="default: 95")
-    parser.add_argument("--quiet", action="store_true", help="only log warnings")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    dataset_json = os.path.join(args.dataset_dir, "dataset.json")
-    try:
+
+    def run(args: argparse.Namespace) -> None:
+        dataset_json = os.path.join(args.dataset_dir, "dataset.json")
         if not os.path.isfile(dataset_json):
             raise FileNotFoundError(f"{dataset_json} not found.")
         datalist = load_decathlon_datalist(dataset_json, True, args.data_list_key, base_dir=args.dataset_dir)
@@ -370,9 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             case_ids=[case_id_from_path(_first_path(item["image"])) for item in datalist],
             hd_percentile=args.hd_percentile,
         )
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(format_summary(summary))
-    print(f"\nmean organ Dice: {format_value(summary['mean_dice']) or 'n/a'}  (report: {os.path.abspath(args.output_dir)})")
-    return 0
+        print(format_summary(summary))
+        mean_dice = format_value(summary["mean_dice"]) or "n/a"
+        print(f"\nmean organ Dice: {mean_dice}  (report: {os.path.abspath(args.output_dir)})")
+
+    return run_command(parser, argv, run)

@@ -1,12 +1,8 @@
+"""Figures of segmented cases (``python -m monai_ag.visualize``). matplotlib is optional: it is imported when
+a figure is drawn, not when this package is imported."""
+
 from __future__ import annotations
 
+from .figures import render_case_figure
+
 __all__ = ["render_case_figure"]
-
-
-def __getattr__(name: str):
-    # matplotlib is optional: import the figure code only when it is asked for
-    if name == "render_case_figure":
-        from .figures import render_case_figure
-
-        return render_case_figure
-    raise AttributeError(name)

@@ -1,11 +1,10 @@
 """Figures of a segmented case: CT slice, reference, prediction and attention maps side by side.
 
-Run ``python -m monai_ag.visualize.figures --help``. Needs matplotlib (``pip install monai-ag[plot]``).
+Run ``python -m monai_ag.visualize --help`` (``monai_ag/visualize/__main__.py``). Needs matplotlib (``pip install monai-ag[plot]``).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 
@@ -14,6 +13,8 @@ from monai.transforms import LoadImage
 from monai.utils import optional_import
 
 from monai_ag.data.classes import CLASS_NAMES
+from monai_ag.utils.cli import command_parser, run_command
+from monai_ag.utils.fileio import atomic_write
 
 __all__ = ["render_case_figure"]
 
@@ -116,14 +117,19 @@ def render_case_figure(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    fig.savefig(output, dpi=110)
+    with atomic_write(output) as tmp:  # the temporary name keeps the extension, so the format is the same
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return str(output)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=render_case_figure.__doc__.split("\n\n")[0])
+    """Command line entry point: ``python -m monai_ag.visualize --image CT --output PNG [--label ...]``.
+
+    Returns:
+        The process exit status (0 on success, 1 on a refused or invalid request).
+    """
+    parser = command_parser("python -m monai_ag.visualize", render_case_figure.__doc__.split("\n\n")[0])
     parser.add_argument("--image", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--label")
@@ -131,10 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--attention")
     parser.add_argument("--slice_index", type=int)
     parser.add_argument("--title", default="")
-    args = parser.parse_args(argv)
-    print(render_case_figure(**vars(args)))
-    return 0
 
+    def run(args) -> None:
+        options = {k: v for k, v in vars(args).items() if k != "quiet"}
+        print(render_case_figure(**options))
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return run_command(parser, argv, run)

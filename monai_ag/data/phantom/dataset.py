@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from monai_ag.utils.cli import command_parser, run_command
 from monai_ag.utils.fileio import atomic_write, final_name
 
 from .anatomy import (
@@ -321,9 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The process exit status (0 on success, 1 on a refused or invalid request).
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_ag.data.phantom",
-        description="Generate a deterministic synthetic abdominal CT phantom dataset (Decathlon layout).",
+    parser = command_parser(
+        "python -m monai_ag.data.phantom",
+        "Generate a deterministic synthetic abdominal CT phantom dataset (Decathlon layout).",
     )
     parser.add_argument("--output_dir", "--output-dir", required=True, help="dataset directory")
     parser.add_argument("--num_cases", "--num-cases", type=int, default=12, help="total cases (default: 12)")
@@ -341,12 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"voxel size in mm (default: {' '.join(map(str, DEFAULT_PHANTOM_SPACING))})",
     )
     parser.add_argument("--overwrite", action="store_true", help="regenerate an existing phantom dataset")
-    parser.add_argument("--quiet", action="store_true", help="only log warnings")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    try:
+
+    def run(args: argparse.Namespace) -> None:
         path = generate_phantom_dataset(
             args.output_dir,
             num_cases=args.num_cases,
@@ -357,8 +353,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             num_test=args.num_test,
             overwrite=args.overwrite,
         )
-    except (ValueError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
+        print(path)
+
+    return run_command(parser, argv, run)
