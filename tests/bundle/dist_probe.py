@@ -19,9 +19,14 @@ def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+def _case(item: dict) -> str:
+    # the "case" key where the test's datalist adds one, else the image's file name from its metadata
+    return item["case"] if "case" in item else os.path.basename(item["image"].meta["filename_or_obj"])
+
+
 def _cases(engine: Engine) -> list[str]:
     batch = engine.state.batch  # a dict of lists, or a list of dicts once MONAI has decollated it
-    return [d["case"] for d in batch] if isinstance(batch, list) else list(batch["case"])
+    return [_case(d) for d in batch] if isinstance(batch, list) else list(batch["case"])
 
 
 class _Recorder:

@@ -47,6 +47,10 @@ PROBE = {
     "+train#handlers": [{"_target_": "dist_probe.RecordEpochs", "out_dir": "@probe_dir", "name": "train"}],
     "+validate#handlers": [{"_target_": "dist_probe.RecordRuns", "out_dir": "@probe_dir", "name": "validate"}],
 }
+EVAL_PROBE = {
+    "+imports": ["$import dist_probe"],
+    "+handlers": [{"_target_": "dist_probe.RecordRuns", "out_dir": "$@bundle_root + '/probe'", "name": "evaluate"}],
+}
 FAIL = {
     "+imports": ["$import dist_probe"],
     "fail_mode": "raise",
@@ -161,7 +165,7 @@ def test_rank0_writes_model_checkpoint_and_logs_once(ddp_run, dist_phantom):
     assert sorted(p.name for p in (root / "models").iterdir()) == ["checkpoint.pt", "model.pt"]
     (run,) = (root / "runs").iterdir()  # one run_dir for both ranks
     assert (run / "run.json").is_file()
-    writers = {f.name.split(".")[4] for f in run.glob("events.out.tfevents.*")}  # events.out.tfevents.<time>.<host>.<pid>.<n>
+    writers = {f.name.split(".")[-2] for f in run.glob("events.out.tfevents.*")}  # events.out.tfevents.<time>.<host>.<pid>.<n>
     assert len(writers) == 1, f"TensorBoard files from several processes: {sorted(run.iterdir())}"
     # progress and metrics are logged by rank 0 only: one line per validation
     assert len(re.findall(r"Key metric: val_mean_dice best value", log)) == TINY["max_epochs"]
@@ -196,10 +200,12 @@ def test_multi_gpu_evaluate_matches_single_process(ddp_run, dist_phantom, tmp_pa
     root, _ = ddp_run
     runs = {}
     for name in ("ddp", "single"):
-        runs[name] = new_bundle(tmp_path / name)
+        runs[name] = new_bundle(tmp_path / name, {"probe.json": EVAL_PROBE})
         shutil.copytree(root / "models", runs[name] / "models")
-    text = ok(torchrun(runs["ddp"], EVALUATE, dataset_dir=str(dist_phantom), **INFER))
+    text = ok(torchrun(runs["ddp"], [*EVALUATE, "probe.json"], dataset_dir=str(dist_phantom), **INFER))
     assert text.count("evaluated 3 cases") == 1, "the report must be written once, by rank 0"
+    shares = [r["runs"][0]["cases"] for r in probe(runs["ddp"], "evaluate")]
+    assert [len(s) for s in shares] == [2, 1] and sorted(shares[0] + shares[1]) == cases(dist_phantom, "Ts")
     wf = ConfigWorkflow(
         config_file=[str(runs["single"] / "configs" / f) for f in ("inference.json", "evaluate.json")],
         meta_file=str(runs["single"] / "configs" / "metadata.json"), logging_file=False, workflow_type="infer",
