@@ -1,8 +1,10 @@
-"""Figures of segmented cases (``python -m monai_ag.visualize``). matplotlib is optional: it is imported when
-a figure is drawn, not when this package is imported."""
+"""Figures of segmented cases (``python -m monai_ag.visualize``) and attention maps
+(``python -m monai_ag.visualize.attention``). matplotlib is optional: it is imported when a figure is drawn, not
+when this package is imported."""
 
 from __future__ import annotations
 
+from .attention import attention_figure, render_attention
 from .figures import render_case_figure
 
-__all__ = ["render_case_figure"]
+__all__ = ["attention_figure", "render_attention", "render_case_figure"]
