@@ -42,7 +42,8 @@ from monai.data import MetaTensor
 from monai.transforms import LoadImage, ResampleToMatch
 
 from monai_ag.data.classes import CLASS_NAMES, ORGAN_NAMES
-from monai_ag.data.datalist import NIFTI_SUFFIXES, _AFFINE_ATOL, is_dicom_series_dir, is_nifti_file
+from monai_ag.data.datalist import is_dicom_series_dir, is_nifti_file
+from monai_ag.data.geometry import same_grid, strip_image_suffix
 from monai_ag.data.presets import LabelPreset, get_preset, load_mapping
 from monai_ag.utils.fileio import atomic_write, refuse_overwrite
 
@@ -81,10 +82,7 @@ class CaseSource:
 
 
 def _case_id(path: str | os.PathLike) -> str:
-    name = Path(path).name
-    for suffix in NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
+    name = strip_image_suffix(Path(path).name)
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "case"
 
 
@@ -174,10 +172,6 @@ def _load(path: str, loader: LoadImage) -> MetaTensor:
         raise ValueError(f"cannot read {path}: {e}") from e
 
 
-def _same_grid(a: MetaTensor, b: MetaTensor) -> bool:
-    return a.shape[1:] == b.shape[1:] and np.allclose(np.asarray(a.affine), np.asarray(b.affine), atol=_AFFINE_ATOL)
-
-
 def _voxel_ml(img: MetaTensor) -> float:
     return float(abs(np.linalg.det(np.asarray(img.affine, dtype=np.float64)[:3, :3]))) / 1000.0
 
@@ -185,7 +179,7 @@ def _voxel_ml(img: MetaTensor) -> float:
 def _on_image_grid(data: MetaTensor, image: MetaTensor, path: str, what: str, notes: list[str]) -> np.ndarray:
     """``data`` (channel-first) on ``image``'s grid: as is when the grids agree, else resampled by physical
     position (nearest neighbour); refuses a mask that lies mostly outside the image."""
-    if _same_grid(data, image):
+    if same_grid(data.shape[1:], data.affine, image.shape[1:], image.affine):
         return np.asarray(data[0])
     before = float(torch.count_nonzero(data)) * _voxel_ml(data)
     resampled = ResampleToMatch(mode="nearest", padding_mode="zeros")(data, image)

@@ -4,7 +4,7 @@ This is the evaluation step of the ``monai_ag`` bundle. Predictions (written by 
 inverse transforms, i.e. on the reference voxel grid) are compared with the reference label maps
 (NIfTI files or DICOM series directories) class by class, and three files are written:
 
-- ``metrics.csv``: one row per case and class with ``case, class_index, class_name, dice, hd95_mm,
+- ``metrics.csv``: one row per case and class with ``case, class_index, class_name, reference, dice, hd95_mm,
   msd_mm, precision, recall, pred_volume_ml, ref_volume_ml``;
 - ``summary.csv``: one row per class (and for the mean over organs) and metric with ``n, mean, std,
   median``;
@@ -45,7 +45,7 @@ from monai_ag.utils.cli import command_parser, run_command
 from monai_ag.utils.fileio import refuse_overwrite
 
 from .segmentation import as_label_array, case_metrics, metric_names
-from .statistics import MEAN_ROW, format_summary, summarize
+from .statistics import MEAN_ROW, NOT_ANNOTATED, format_summary, summarize
 from .writing import format_value, report_paths, write_report
 
 __all__ = ["DEFAULT_CLASS_NAMES", "case_id_from_path", "main", "pair_predictions", "segmentation_report"]
@@ -204,6 +204,7 @@ def segmentation_report(
     overwrite: bool = False,
     case_ids: Sequence[str] | None = None,
     hd_percentile: float = 95.0,
+    annotated: Sequence[Sequence[int] | None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate predicted label maps against reference label maps and write the report files.
 
@@ -230,6 +231,10 @@ def segmentation_report(
         overwrite: replace existing report files.
         case_ids: case identifiers (default: :func:`case_id_from_path` of each label path); must be unique.
         hd_percentile: Hausdorff distance percentile (the column is named ``hd{p}_mm``, e.g. ``hd95_mm``).
+        annotated: per case, the class values its reference annotates (``dataset.json``'s ``"annotated"``,
+            see :py:mod:`monai_ag.data.import_ct`); ``None`` (for all cases or one) means every class. A class
+            a case does not annotate is scored like one absent from it (all metrics NaN) but reported as
+            ``reference`` "not annotated" and counted in ``n_not_annotated``, not as absent.
 
     Returns:
         The content of ``summary.json``: ``mean_dice`` (mean over cases of the per-case mean organ Dice),
@@ -267,6 +272,8 @@ def segmentation_report(
         dup = sorted({c for c in ids if ids.count(c) > 1})
         raise ValueError(f"case ids must be unique, duplicated: {dup}; pass explicit case_ids.")
 
+    annotated_sets = _annotated_sets(annotated, len(ids))
+
     out_dir = os.fspath(output_dir)
     for path in reversed(report_paths(out_dir)):  # metrics.csv, the marker of a complete report, first
         refuse_overwrite(path, overwrite, option="overwrite=True (--overwrite)")
@@ -287,8 +294,15 @@ def segmentation_report(
         parts = []
         for idx, name in classes.items():
             values = per_class[idx]
-            rows.append({"case": case, "class_index": idx, "class_name": name, **values})
-            if math.isnan(values["ref_volume_ml"]):
+            status = "present"
+            if annotated_sets[i - 1] is not None and idx not in annotated_sets[i - 1]:
+                values, status = dict.fromkeys(values, math.nan), NOT_ANNOTATED
+            elif math.isnan(values["ref_volume_ml"]):
+                status = "absent"
+            rows.append({"case": case, "class_index": idx, "class_name": name, "reference": status, **values})
+            if status == NOT_ANNOTATED:
+                parts.append(f"{name} not annotated")
+            elif status == "absent":
                 n_fp = int(np.count_nonzero(pred == idx))
                 parts.append(f"{name} absent from reference" + (f" ({n_fp} predicted voxels)" if n_fp else ""))
             elif values["pred_volume_ml"] == 0:
@@ -308,6 +322,25 @@ def segmentation_report(
         out_dir,
     )
     return summary
+
+
+def _annotated_sets(annotated: Sequence[Sequence[int] | None] | None, n: int) -> list[set[int] | None]:
+    """Per case, the set of annotated class values (``None``: all), checked."""
+    if annotated is None:
+        return [None] * n
+    if len(annotated) != n:
+        raise ValueError(f"got {len(annotated)} annotated lists for {n} cases.")
+    sets: list[set[int] | None] = []
+    for i, classes in enumerate(annotated):
+        if classes is None:
+            sets.append(None)
+            continue
+        if isinstance(classes, (str, bytes)) or not all(
+            isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in classes
+        ):
+            raise ValueError(f"case {i}: annotated must be a list of class values, got {classes!r}.")
+        sets.append({int(c) for c in classes})
+    return sets
 
 
 def _class_names_from_dataset(dataset_json: str) -> dict[int, str]:
@@ -365,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite,
             case_ids=[case_id_from_path(_first_path(item["image"])) for item in datalist],
             hd_percentile=args.hd_percentile,
+            annotated=[item.get("annotated") for item in datalist],
         )
         print(format_summary(summary))
         mean_dice = format_value(summary["mean_dice"]) or "n/a"

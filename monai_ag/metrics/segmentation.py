@@ -7,6 +7,9 @@ NaN policy (how absent structures are scored):
 
 - class **absent from the reference** of a case: every metric of that case/class is NaN (nothing to
   evaluate), so the case does not count in that class's statistics.
+- class **not annotated** in a case (partial labels: ``dataset.json``'s ``"annotated"`` leaves it out): scored
+  like an absent class (all NaN), but ``metrics.csv``'s ``reference`` column says "not annotated" (else
+  "present" or "absent") and the summary counts it in ``n_not_annotated``: not annotated is not absent.
 - class **present in the reference but absent from the prediction** (a missed organ): Dice 0, recall 0,
   precision NaN (0/0: nothing was predicted), HD95 and MSD NaN (a distance to an empty surface is
   undefined; MONAI returns ``inf`` there and it is normalised to NaN), predicted volume 0. The miss is

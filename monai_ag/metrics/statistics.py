@@ -13,10 +13,12 @@ import numpy as np
 
 from .segmentation import metric_names, quality_metric_names
 
-__all__ = ["MEAN_ROW", "format_summary", "summarize", "summary_statistics"]
+__all__ = ["MEAN_ROW", "NOT_ANNOTATED", "format_summary", "summarize", "summary_statistics"]
 
 #: ``class_name`` of the pseudo-class "mean over organs" in ``summary.csv`` and the text table.
 MEAN_ROW = "mean"
+#: ``reference`` of a case/class the case's labels do not annotate (partial labels), distinct from "absent".
+NOT_ANNOTATED = "not annotated"
 
 
 def summary_statistics(values: Sequence[float]) -> dict[str, Any]:
@@ -45,6 +47,7 @@ def summarize(
             "class_index": idx,
             "n_cases": len(present),
             "n_missed": sum(1 for r in present if r[pvol_k] == 0),
+            "n_not_annotated": sum(1 for r in crow if r.get("reference") == NOT_ANNOTATED),
             "metrics": {m: summary_statistics([r[m] for r in crow]) for m in names},
         }
     # mean over organs: per case, the mean over the organs present in its reference; then statistics over
@@ -64,7 +67,8 @@ def summarize(
         "classes": classes,
         "mean_over_organs": {"n_cases": mean_metrics[dice_k]["n"], "metrics": mean_metrics},
         "nan_policy": (
-            "class absent from the reference: all metrics NaN, case excluded from that class; class present but "
+            "class absent from the reference: all metrics NaN, case excluded from that class; class not annotated in "
+            "the case (partial labels): the same, counted in n_not_annotated instead; class present but "
             "not predicted: dice 0, recall 0, precision/HD/MSD NaN (excluded from their means); n counts the "
             "non-NaN values behind each mean; mean_over_organs averages the organs present in each case first; "
             "std is the sample std (ddof=1); NaN is null here and an empty field in the CSV files"
@@ -91,12 +95,15 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             return "n/a"
         return f"{s['mean']:.3f}" + (f" ± {s['std']:.3f}" if s["std"] is not None else "")
 
-    header = ["class", "n", "missed", *cols]
+    header = ["class", "n", "missed", "not_annotated", *cols]
     lines = []
     for name, info in summary["classes"].items():
-        lines.append([name, str(info["n_cases"]), str(info["n_missed"]), *(cell(info["metrics"][m]) for m in cols)])
+        lines.append([
+            name, str(info["n_cases"]), str(info["n_missed"]), str(info.get("n_not_annotated", 0)),
+            *(cell(info["metrics"][m]) for m in cols),
+        ])
     mean = summary["mean_over_organs"]
-    lines.append([MEAN_ROW, str(mean["n_cases"]), "", *(cell(mean["metrics"][m]) for m in cols)])
+    lines.append([MEAN_ROW, str(mean["n_cases"]), "", "", *(cell(mean["metrics"][m]) for m in cols)])
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
 
     def fmt(row: Sequence[str]) -> str:

@@ -1,6 +1,6 @@
 """The report files of :func:`monai_ag.metrics.segmentation_report`, written together and atomically.
 
-- ``metrics.csv``: one row per case and class with ``case, class_index, class_name`` and the metrics of
+- ``metrics.csv``: one row per case and class with ``case, class_index, class_name, reference`` and the metrics of
   :func:`~monai_ag.metrics.segmentation.metric_names`;
 - ``summary.csv``: one row per class (and for the mean over organs) and metric with ``n, mean, std, median``;
 - ``summary.json``: the summary of :func:`~monai_ag.metrics.statistics.summarize`.
@@ -90,8 +90,8 @@ def write_report(output_dir: str | os.PathLike, rows: Sequence[Mapping[str, Any]
     """
     names = metric_names(summary["hd_percentile"])
     metrics_text = _csv_text(
-        ("case", "class_index", "class_name", *names),
-        [[r["case"], r["class_index"], r["class_name"], *(r[m] for m in names)] for r in rows],
+        ("case", "class_index", "class_name", "reference", *names),
+        [[r["case"], r["class_index"], r["class_name"], r.get("reference", ""), *(r[m] for m in names)] for r in rows],
     )
     summary_rows = []
     for name, info in summary["classes"].items():

@@ -115,7 +115,7 @@ def test_identical_masks(tmp_path):
     r = write(tmp_path / "ref" / "c1.nii.gz", ref)
     summary = segmentation_report([p], [r], CLASSES, tmp_path / "out")
     rows = read_csv(tmp_path / "out" / "metrics.csv")
-    assert list(rows[0]) == ["case", "class_index", "class_name", *METRICS]
+    assert list(rows[0]) == ["case", "class_index", "class_name", "reference", *METRICS]
     assert [(x["case"], x["class_index"], x["class_name"]) for x in rows] == [
         ("c1", "1", "liver"),
         ("c1", "2", "spleen"),

@@ -39,7 +39,7 @@ def test_files_and_nan_cells(tmp_path, report):
     assert sorted(os.listdir(tmp_path / "out")) == ["metrics.csv", "summary.csv", "summary.json"]
     with open(tmp_path / "out" / "metrics.csv", newline="") as fh:
         metrics = list(csv.DictReader(fh))
-    assert list(metrics[0]) == ["case", "class_index", "class_name", *metric_names(95.0)]
+    assert list(metrics[0]) == ["case", "class_index", "class_name", "reference", *metric_names(95.0)]
     assert metrics[0]["dice"] == "0.9" and all(metrics[1][m] == "" for m in metric_names(95.0))
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
     assert "nan" not in (tmp_path / "out" / "summary.csv").read_text().lower()
