@@ -1,6 +1,6 @@
 """Attention maps as pictures: the CT with each gated level's attention overlaid, axial and coronal.
 
-Run ``python -m monai_ag.visualize.attention --help``. Needs matplotlib (``pip install monai-ag[plot]``), imported
+Run ``python -m monai_ag.visualize.attention --help`` (``__main__.py`` calls :py:func:`main`). Needs matplotlib (``pip install monai-ag[plot]``), imported
 where used. The same figure is logged to TensorBoard at every validation by
 :py:class:`monai_ag.handlers.AttentionImageHandler`.
 
@@ -11,7 +11,6 @@ The attention maps of a case come from the bundle's inference with ``--save_atte
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 
@@ -194,10 +193,12 @@ def render_attention(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m monai_ag.visualize.attention --image CT --attention ATT --output PNG``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_ag.visualize.attention",
-        description="Render a case's CT with each gated level's attention overlaid (axial and coronal, colour bar, "
-        "reference contours) as a PNG. Attention maps: the bundle's inference with --save_attention_maps true.",
+    from monai_ag.utils.cli import command_parser, run_command  # noqa: PLC0415
+
+    parser = command_parser(
+        "python -m monai_ag.visualize.attention",
+        "Render a case's CT with each gated level's attention overlaid (axial and coronal, colour bar, reference "
+        "contours) as a PNG. Attention maps: the bundle's inference with --save_attention_maps true.",
     )
     parser.add_argument("--image", required=True, help="the CT (NIfTI or DICOM series folder)")
     parser.add_argument("--attention", required=True, help="<case>_attention.nii.gz from the bundle's inference")
@@ -207,10 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--centre", type=int, nargs=3, metavar=("I", "J", "K"), help="voxel the slices pass through")
     parser.add_argument("--window", type=float, nargs=2, default=(-175.0, 250.0), metavar=("LOW", "HIGH"))
     parser.add_argument("--title", default="")
-    args = parser.parse_args(argv)
-    print(render_attention(**vars(args)))
-    return 0
 
+    def run(args) -> None:
+        kwargs = vars(args).copy()
+        kwargs.pop("quiet")
+        print(render_attention(**kwargs))
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return run_command(parser, argv, run, errors=(ValueError, FileNotFoundError, ImportError))

@@ -1,6 +1,6 @@
 """Import real abdominal CT into a dataset the bundle trains on: NIfTI image + label map in the bundle's classes.
 
-Run ``python -m monai_ag.data.import_ct --help``. Each source case becomes ``DIR/imagesTr/<case>.nii.gz`` (the CT,
+Run ``python -m monai_ag.data.import_ct --help`` (``__main__.py`` calls :py:func:`main`). Each source case becomes ``DIR/imagesTr/<case>.nii.gz`` (the CT,
 on its original grid) and ``DIR/labelsTr/<case>.nii.gz`` (uint8: 0 background, 1 liver, 2 spleen, 3 kidney,
 4 pancreas), listed in an MSD-style ``DIR/dataset.json`` that ``--dataset_dir DIR`` reads directly. Every item
 records the classes its source annotates (``"annotated": [1, 2, 3]``): training ignores the others
@@ -24,11 +24,9 @@ fat or air, which is what a flipped or shifted mask looks like (``check_alignmen
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -486,13 +484,14 @@ def import_ct(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m monai_ag.data.import_ct SRC [SRC ...] --output DIR [--preset NAME]``."""
     from monai_ag.data.presets import PRESETS  # noqa: PLC0415
+    from monai_ag.utils.cli import EXPECTED_ERRORS, command_parser, run_command  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_ag.data.import_ct",
-        description="Import real abdominal CT (IRCAD or TotalSegmentator folders, image + label-map pairs) into an "
-        "MSD-style dataset in the bundle's classes (1 liver, 2 spleen, 3 kidney, 4 pancreas).",
-        epilog="presets: " + "; ".join(f"{k}: {p.description}" for k, p in PRESETS.items()),
+    parser = command_parser(
+        "python -m monai_ag.data.import_ct",
+        "Import real abdominal CT (IRCAD or TotalSegmentator folders, image + label-map pairs) into an MSD-style "
+        "dataset in the bundle's classes (1 liver, 2 spleen, 3 kidney, 4 pancreas).",
     )
+    parser.epilog = "presets: " + "; ".join(f"{k}: {p.description}" for k, p in PRESETS.items())
     parser.add_argument("sources", nargs="*", metavar="SRC", help="case folders or dataset folders")
     parser.add_argument("--output", required=True, help="the dataset folder to write (dataset.json, imagesTr, labelsTr)")
     group = parser.add_mutually_exclusive_group()
@@ -502,17 +501,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--validation", nargs="+", default=[], metavar="CASE", help="case ids for the validation list")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset.json and case files")
     parser.add_argument("--no_alignment_check", action="store_true", help="skip the fat/air check (non-CT images)")
-    args = parser.parse_args(argv)
-    try:
+
+    def run(args) -> None:
         import_ct(
             args.sources, args.output, preset=args.preset, mapping=args.mapping, pairs=args.pair,
             validation=args.validation, overwrite=args.overwrite, check_alignment=not args.no_alignment_check,
+            verbose=not args.quiet,
         )
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return run_command(parser, argv, run, errors=(*EXPECTED_ERRORS, KeyError))

@@ -1,0 +1,10 @@
+"""``python -m monai_ag.visualize.attention`` (see :func:`monai_ag.visualize.attention.main`)."""
+
+from __future__ import annotations
+
+import sys
+
+from monai_ag.visualize.attention import main
+
+if __name__ == "__main__":
+    sys.exit(main())
