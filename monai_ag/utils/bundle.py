@@ -61,45 +61,56 @@ def require_file(path: str | os.PathLike, what: str, hint: str = "") -> str:
     return str(path)
 
 
-def _cli_record() -> dict:
-    """The config files and overrides of a ``python -m monai.bundle run`` command line, merged."""
+#: options of ``monai.bundle.scripts.run`` that are not config overrides
+_RUN_OPTIONS = ("config_file", "meta_file", "logging_file", "tracking", "args_file", "run_id", "init_id", "final_id")
+
+
+def _cli_record(argv: list[str]) -> dict:
+    """
+    The config that ``python -m monai.bundle run`` builds from ``argv``, built the way MONAI builds it: ``fire``
+    (MONAI's command-line parser, ``monai/bundle/__main__.py``) turns the arguments into ``run``'s keyword
+    arguments (an ``args_file`` supplies defaults, as in ``monai.bundle.scripts.run``), and
+    :py:class:`monai.bundle.ConfigParser` reads the config files and metadata and applies the overrides, as
+    :py:class:`monai.bundle.ConfigWorkflow` does. A record is best effort: it never stops a run.
+    """
+    import fire
     from monai.bundle import ConfigParser
 
-    argv = sys.argv[1:]
-    if not argv or argv[0] not in ("run", "run_workflow"):
+    if len(argv) < 2 or argv[1] not in ("run", "run_workflow"):
         return {}
-    files: Any = None
-    overrides: dict[str, Any] = {}
-    i = 1
-    while i < len(argv):
-        arg = argv[i]
-        if arg.startswith("--"):
-            key, _, value = arg[2:].partition("=")
-            if not _ and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-                value, i = argv[i + 1], i + 1
-            if key == "config_file":
-                files = value
-            elif key not in ("meta_file", "logging_file", "tracking", "args_file", "run_id", "init_id", "final_id"):
-                overrides[key] = value
-        i += 1
-    if files is None:
-        return {}
+    kwargs: dict[str, Any] = {}
     try:
-        files = json.loads(files.replace("'", '"')) if files.strip().startswith("[") else files
-        parser = ConfigParser(ConfigParser.load_config_files(files))
-    except Exception as e:  # a record is best effort: never stop a run for it
-        logger.warning("could not re-read the config files %s for the run record: %s", files, e)
+        fire.Fire(lambda *_, **kw: kwargs.update(kw), command=argv[2:], name="monai.bundle run")
+        if kwargs.get("args_file"):
+            kwargs = {**ConfigParser.load_config_file(kwargs["args_file"]), **kwargs}
+        files = kwargs.get("config_file")
+        if not files:
+            return {}
+        parser = ConfigParser()
+        parser.read_config(f=files)
+        first = Path(files if isinstance(files, str) else files[0])
+        meta_file = kwargs.get("meta_file") or first.parent / "metadata.json"
+        if not isinstance(meta_file, (str, Path)) or Path(meta_file).is_file():
+            parser.read_meta(f=meta_file)
+        overrides = {k: v for k, v in kwargs.items() if k not in _RUN_OPTIONS}
+        parser.update(pairs=overrides)
+    except (Exception, SystemExit) as e:  # noqa: BLE001 (fire exits on arguments it cannot parse)
+        logger.warning("could not rebuild the config of %s for the run record: %s", " ".join(argv[1:]), e)
         return {}
-    for k, v in overrides.items():
-        parser[k] = v
     return {"config_files": files, "overrides": overrides, "config": parser.get()}
 
 
 def save_run_config(run_dir: str | os.PathLike) -> str:
     """
-    Write ``<run_dir>/run.json``: the command line, the merged config (files and overrides) when
-    run from ``python -m monai.bundle run``, and the versions of Python, MONAI, PyTorch and
-    monai-ag — so every run's TensorBoard logs sit beside what produced them.
+    Write ``<run_dir>/run.json``: the command line, the merged config (files, metadata and overrides, rebuilt
+    with MONAI's own argument parsing and ``ConfigParser`` when run from ``python -m monai.bundle run``) and
+    the versions of Python, MONAI, PyTorch and monai-ag — so every run's TensorBoard logs sit beside what
+    produced them. (MONAI writes an executed config itself only with ``--tracking``, through
+    ``ConfigWorkflow.patch_bundle_tracking``, and a config has no handle on the parser that runs it.)
+
+    Example::
+
+        "initialize": ["$monai_ag.utils.bundle.save_run_config(@run_dir)"]
 
     Returns:
         the path written.
@@ -120,7 +131,7 @@ def save_run_config(run_dir: str | os.PathLike) -> str:
             "torch": torch.__version__,
             "monai_ag": monai_ag.__version__,
         },
-        **_cli_record(),
+        **_cli_record(sys.argv),
     }
     path = run / "run.json"
     with atomic_write(path) as tmp:
