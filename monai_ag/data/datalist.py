@@ -407,6 +407,9 @@ def split_datalist(
             '(or give a "validation" list in dataset.json).'
         )
     n_val = min(max(int(round(n * float(val_fraction))), 1), n - 1)
+    # Not monai.data.partition_dataset(ratios=...): it rounds each part without keeping both non-empty, returns
+    # the items in shuffled order and shuffles with numpy's RandomState, so every existing split (pinned by
+    # the tests: splits must stay reproducible across releases) would change. Only the shuffle is shared.
     order = list(range(n))
     random.Random(seed).shuffle(order)  # random.Random(int) is stable across Python versions and platforms
     val_idx = set(order[:n_val])
