@@ -1,0 +1,68 @@
+"""The bundle's README says what the configs do: its profile table is rendered from the configs here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monai.bundle import ConfigParser
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundle"
+CONFIGS = BUNDLE / "configs"
+README = BUNDLE / "docs" / "README.md"
+LR_STEP_THIRD = "$max(1, @max_epochs // 3)"
+
+
+def _sci(x: float) -> str:
+    """0.003 -> "3e-3" (as the table writes learning rates and weight decays)."""
+    mantissa, exponent = f"{x:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def _profile(*files: str) -> dict[str, str]:
+    """The table's cells for the configs ``files`` (merged in order, as ``--config_file`` merges them)."""
+    parser = ConfigParser(ConfigParser.load_config_files([str(CONFIGS / f) for f in files]))
+    get = parser.get
+    channels, spacing, patch = get("network_def#channels"), get("spacing"), get("patch_size")
+    samples = get("num_samples")
+    opt = get("optimizer")
+    name = opt["_target_"].rsplit(".", 1)[-1]
+    if name == "SGD":
+        name = f"SGD{' Nesterov' if opt.get('nesterov') else ''} {opt['momentum']:g}"
+    lr_step = get("lr_step")
+    steps = parser.get_parsed_content("lr_step")
+    third = " (a third of `max_epochs`)" if lr_step == LR_STEP_THIRD else ""
+    return {
+        "channels": f"{channels[0]}…{channels[-1]}",
+        "spacing": (f"{spacing[0]:g} mm" if len(set(spacing)) == 1 else "×".join(f"{s:g}" for s in spacing) + " mm"),
+        "patch (ROI)": "×".join(str(p) for p in patch),
+        "batch": f"{get('batch_size')} volumes × {samples} class-balanced patch{'es' if samples > 1 else ''}",
+        "optimizer": f"{name}, lr {_sci(get('learning_rate'))}, wd {_sci(opt['weight_decay'])}",
+        "lr schedule": f"×{get('lr_scheduler#gamma'):g} every {steps} epochs{third}",
+        "epochs": f"{get('max_epochs')}, validation every {get('val_interval')}",
+        "sliding-window batch": str(get("sw_batch_size")),
+    }
+
+
+def _readme_table() -> dict[str, tuple[str, ...]]:
+    section = README.read_text().split("## Profiles", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]  # skip header and rule
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    return {c[0]: tuple(c[1:]) for c in cells}
+
+
+def test_profile_table_matches_the_configs():
+    cpu, paper = _profile("train.json"), _profile("train.json", "profile_paper.json")
+    expected = {key: (cpu[key], paper[key]) for key in cpu}
+    rendered = "\n".join(f"| {key} | {a} | {b} |" for key, (a, b) in expected.items())
+    assert _readme_table() == expected, f"bundle/docs/README.md's profile table is out of date; the configs say:\n{rendered}"
+
+
+def test_inference_uses_the_training_geometry_and_network():
+    """The table's spacing, patch and channels hold for inference too (inference.json repeats them)."""
+    for profile in ([], ["profile_paper.json"]):
+        train = ConfigParser(ConfigParser.load_config_files([str(CONFIGS / f) for f in ["train.json", *profile]]))
+        infer = ConfigParser(ConfigParser.load_config_files([str(CONFIGS / f) for f in ["inference.json", *profile]]))
+        for key in ("spacing", "patch_size", "network_def#channels", "network_def#strides", "hu_window", "num_classes"):
+            assert infer.get(key) == train.get(key), (profile, key)
+        assert infer.get("sliding_window#roi_size") == "@patch_size"
+        assert train.get("validate#inferer#roi_size") == "@patch_size"
