@@ -366,11 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     classes come from the ``labels`` section of ``dataset.json`` (without background), else
     :data:`DEFAULT_CLASS_NAMES`.
 
-    Args:
-        argv: arguments (default: ``sys.argv[1:]``).
-
-    Returns:
-        The process exit status (0 on success, 1 on a refused or invalid request).
+    ``argv`` (default ``sys.argv[1:]``) and the exit status are as in :func:`monai_ag.utils.cli.run_command`.
     """
     parser = command_parser(
         "python -m monai_ag.metrics",

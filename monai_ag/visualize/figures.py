@@ -126,8 +126,7 @@ def render_case_figure(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point: ``python -m monai_ag.visualize --image CT --output PNG [--label ...]``.
 
-    Returns:
-        The process exit status (0 on success, 1 on a refused or invalid request).
+    ``argv`` (default ``sys.argv[1:]``) and the exit status are as in :func:`monai_ag.utils.cli.run_command`.
     """
     parser = command_parser("python -m monai_ag.visualize", render_case_figure.__doc__.split("\n\n")[0])
     parser.add_argument("--image", required=True)

@@ -315,11 +315,7 @@ def _normalise(value: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point: ``python -m monai_ag.data.phantom --output_dir DIR [options]``.
 
-    Args:
-        argv: arguments (default: ``sys.argv[1:]``).
-
-    Returns:
-        The process exit status (0 on success, 1 on a refused or invalid request).
+    ``argv`` (default ``sys.argv[1:]``) and the exit status are as in :func:`monai_ag.utils.cli.run_command`.
     """
     parser = command_parser(
         "python -m monai_ag.data.phantom",
