@@ -167,8 +167,9 @@ def test_rank0_writes_model_checkpoint_and_logs_once(ddp_run, dist_phantom):
     assert (run / "run.json").is_file()
     writers = {f.name.split(".")[-2] for f in run.glob("events.out.tfevents.*")}  # events.out.tfevents.<time>.<host>.<pid>.<n>
     assert len(writers) == 1, f"TensorBoard files from several processes: {sorted(run.iterdir())}"
-    # progress and metrics are logged by rank 0 only: one line per validation
+    # progress and metrics are logged by rank 0 only: one line per validation, one caching bar per dataset
     assert len(re.findall(r"Key metric: val_mean_dice best value", log)) == TINY["max_epochs"]
+    assert len(re.findall(r"Loading dataset:\s+0%", log)) == 2
 
 
 @pytest.mark.slow
