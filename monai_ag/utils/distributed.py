@@ -1,7 +1,8 @@
 """
 What the bundle's ``multi_gpu_*.json`` configs need under ``torchrun``: the process group (NCCL on
-CUDA, gloo on CPU, with a timeout), this rank's device, one run directory for all ranks, rank-0-only
-logging quieted on the other ranks, per-rank data partitions and a friendly check that every rank has a case.
+CUDA, gloo on CPU, with a timeout), this rank's device, one run directory for all ranks, INFO logging on
+rank 0 only, per-rank data partitions and a friendly check that every rank has a case. Handlers that write
+files are switched off on the other ranks in the configs themselves (``"_disabled_": "@is_not_rank0"``).
 
 Every helper also works in a single process (no ``torchrun``): rank 0 of a world of 1.
 """
