@@ -14,7 +14,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from monai.transforms import LoadImage
 
@@ -167,47 +166,6 @@ def test_train_evaluate_infer(bundle_copy, tiny_phantom, tmp_path):
     a = np.asarray(att.dataobj)
     assert a.min() >= -1e-6 and a.max() <= 1 + 1e-6
     assert not list(out_dir.glob(".*partial*"))
-
-
-def test_resume_continues_where_it_stopped(bundle_copy, tiny_phantom):
-    class Interrupt(Exception):
-        pass
-
-    wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), **{**TINY, "max_epochs": 3})
-    trainer = wf.parser.get_parsed_content("train#trainer")
-
-    def stop(engine):
-        raise Interrupt("simulated interruption")
-
-    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=2), stop)
-    raises(Interrupt, "simulated interruption", wf.run)
-    ckpt = torch.load(bundle_copy / "models" / "checkpoint.pt", map_location="cpu", weights_only=True)
-    iters_per_epoch = ckpt["trainer"]["epoch_length"]
-    assert ckpt["trainer"]["iteration"] == 2 * iters_per_epoch  # saved after epoch 2, before the interruption
-    saved_steps = {k: v["step"] for k, v in ckpt["optimizer"]["state"].items()}
-
-    resumed = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), resume=True, **{**TINY, "max_epochs": 3})
-    trainer = resumed.parser.get_parsed_content("train#trainer")
-    optimizer = resumed.parser.get_parsed_content("optimizer")
-    seen = {}
-    trainer.add_event_handler(
-        Events.STARTED, lambda e: seen.update(epoch=e.state.epoch, steps={i: float(s["step"]) for i, s in enumerate(optimizer.state.values())})
-    )
-    resumed.run()
-    assert seen["epoch"] == 2
-    assert sorted(seen["steps"].values()) == sorted(float(s) for s in saved_steps.values())
-    assert trainer.state.epoch == 3
-    assert trainer.state.iteration == 3 * iters_per_epoch
-    # the resumed best-model saver still knows the best score: it cannot overwrite a better model.pt
-    saver = resumed.parser.get_parsed_content("validate#model_saver")
-    (tracked,) = saver.state_dict().values()
-    (best_before,) = ckpt["best_model_saver"].values()
-    assert tracked and tracked[0] == best_before[0] or tracked[0][0] > best_before[0][0], "best-score tracking lost"
-
-
-def test_resume_without_checkpoint_is_a_clear_error(bundle_copy, tiny_phantom):
-    wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), resume=True, **TINY)
-    raises(FileNotFoundError, "resume was requested but there is no training checkpoint at .*checkpoint.pt", wf.run)
 
 
 def test_inference_without_weights_fails_early(bundle_copy, tiny_phantom):
