@@ -65,8 +65,10 @@ def mkldnn_available() -> bool:
     try:
         if not torch.backends.mkldnn.is_available():
             return False
-        x = torch.randn(1, 3, 5, 4, 3).contiguous(memory_format=torch.channels_last_3d)
-        w, b = torch.randn(4, 3, 3, 3, 3).contiguous(memory_format=torch.channels_last_3d), torch.randn(4)
+        g = torch.Generator().manual_seed(0)  # not torch's global generator: the probe must not shift a training's random stream
+        x = torch.randn(1, 3, 5, 4, 3, generator=g).contiguous(memory_format=torch.channels_last_3d)
+        w = torch.randn(4, 3, 3, 3, 3, generator=g).contiguous(memory_format=torch.channels_last_3d)
+        b = torch.randn(4, generator=g)
         one = [1, 1, 1]
         ref = F.conv3d(x, w, b, padding=1).relu()
         y = mkldnn_conv(x, w, b, one, one, 1, "relu")
