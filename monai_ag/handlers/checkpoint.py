@@ -16,20 +16,11 @@ from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointSaver
 
 from monai_ag.utils.bundle import as_bool
+from monai_ag.utils.distributed import get_rank, get_world_size, is_main_process
 from monai_ag.utils.fileio import atomic_write
 from monai_ag.utils.random_state import get_random_states, set_random_states
 
 __all__ = ["AtomicDiskSaver", "KeyMetricCheckpointSaver", "TrainingCheckpoint"]
-
-
-def _rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _is_main_process() -> bool:
-    return _rank_and_world()[0] == 0
 
 
 def _unwrap(obj: Any) -> Any:
@@ -90,7 +81,7 @@ class AtomicDiskSaver(BaseSaveHandler):
         self._to_remove: list[str] = []
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
-        if not _is_main_process():
+        if not is_main_process():
             return
         name = self.filename or filename
         with atomic_write(self.dirname / name) as tmp:
@@ -101,7 +92,7 @@ class AtomicDiskSaver(BaseSaveHandler):
         self._to_remove.clear()
 
     def remove(self, filename: str) -> None:
-        if _is_main_process():
+        if is_main_process():
             self._to_remove.append(self.filename or filename)
 
 
@@ -257,7 +248,7 @@ class TrainingCheckpoint:
             return
         self._last_saved = stamp
         _finish_data_iterator(engine)
-        rank, world = _rank_and_world()
+        rank, world = get_rank(), get_world_size()
         random_states = [get_random_states(self.random_sources)]
         if world > 1:
             gathered: list[Any] = [None] * world
@@ -321,7 +312,7 @@ class TrainingCheckpoint:
         )
 
     def _restore_random_states(self, saved: list | None) -> bool:
-        rank, world = _rank_and_world()
+        rank, world = get_rank(), get_world_size()
         if saved is None:
             self.logger.warning(
                 "training checkpoint %s holds no random states (written by an older version); the resumed run "

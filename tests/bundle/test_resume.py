@@ -4,8 +4,8 @@ run ends: same losses, weights and validation metrics."""
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -18,21 +18,29 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
-from monai_ag.handlers import TrainingCheckpoint
+from monai_ag.data import generate_phantom_dataset
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundle"
 
-# the tiny CPU profile, with one case per batch so an epoch has two iterations whose order is shuffled,
-# and validation after every epoch
+# the tiny CPU profile on four training cases, two a batch (an epoch has two iterations, and the shuffle has
+# many outcomes), validation after every epoch
 RESUME = {
     "spacing": [8.0, 8.0, 8.0],
     "patch_size": [32, 32, 24],
     "network_def#channels": [4, 8, 16, 32, 64],
     "max_epochs": 3,
     "val_interval": 1,
-    "batch_size": 1,
+    "batch_size": 2,
     "num_samples": 1,
 }
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory) -> Path:
+    """4 training cases and 1 validation case at 8 mm."""
+    root = tmp_path_factory.mktemp("phantom4")
+    generate_phantom_dataset(root, num_cases=5, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=0)
+    return root
 
 
 class Interrupt(Exception):
@@ -127,9 +135,9 @@ def _assert_restored_from(resumed: Record, ckpt: dict, epoch: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_phantom, tmp_path_factory) -> Record:
+def reference(phantom, tmp_path_factory) -> Record:
     """The uninterrupted run."""
-    return _run(_new_bundle(tmp_path_factory.mktemp("reference")), tiny_phantom)
+    return _run(_new_bundle(tmp_path_factory.mktemp("reference")), phantom)
 
 
 def _load(root: Path) -> dict:
@@ -154,15 +162,15 @@ class _Lines(logging.Handler):
         logging.getLogger(self.name).removeHandler(self)
 
 
-def test_resume_after_exception_is_exact(reference, tiny_phantom, tmp_path):
+def test_resume_after_exception_is_exact(reference, phantom, tmp_path):
     root = _new_bundle(tmp_path)
     epoch_length = reference.trainer.state.epoch_length
-    _run(root, tiny_phantom, stop_at_iteration=epoch_length + 1)  # interrupted during epoch 2
+    _run(root, phantom, stop_at_iteration=epoch_length + 1)  # interrupted during epoch 2
     ckpt = _load(root)
     assert ckpt["trainer"]["iteration"] == epoch_length  # the checkpoint of epoch 1
 
     with _Lines("monai_ag.handlers.checkpoint") as lines, _Lines("ignite.engine") as ignite_lines:
-        resumed = _run(root, tiny_phantom, resume=True)
+        resumed = _run(root, phantom, resume=True)
     _assert_restored_from(resumed, ckpt, epoch=1)
     _assert_same_end(resumed, reference, from_epoch=1)
     assert any(f"at epoch 2 of 3, iteration {epoch_length + 1}" in m and "checkpoint.pt" in m for m in lines), lines
@@ -170,8 +178,8 @@ def test_resume_after_exception_is_exact(reference, tiny_phantom, tmp_path):
     assert any(f"resuming from iteration {epoch_length}, epoch 1 until 3 epochs" in m for m in ignite_lines), ignite_lines
 
 
-def test_resume_without_checkpoint_is_a_clear_error(tmp_path, tiny_phantom):
-    wf = _workflow(_new_bundle(tmp_path), tiny_phantom, resume=True)
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, phantom):
+    wf = _workflow(_new_bundle(tmp_path), phantom, resume=True)
     with pytest.raises(Exception) as info:  # raised when the trainer is built, before any epoch
         wf.parser.get_parsed_content("train#trainer")
     err = info.value
@@ -210,12 +218,10 @@ _KILLED_DURING_WRITE = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_during_checkpoint_write_is_exact(reference, tiny_phantom, tmp_path):
-    import json
-
+def test_resume_after_sigkill_during_checkpoint_write_is_exact(reference, phantom, tmp_path):
     root = _new_bundle(tmp_path)
     out = subprocess.run(
-        [sys.executable, "-c", _KILLED_DURING_WRITE, str(Path(__file__).parent), str(root), str(tiny_phantom), json.dumps({})],
+        [sys.executable, "-c", _KILLED_DURING_WRITE, str(Path(__file__).parent), str(root), str(phantom), json.dumps({})],
         capture_output=True, text=True, timeout=900,
     )
     assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
@@ -223,20 +229,33 @@ def test_resume_after_sigkill_during_checkpoint_write_is_exact(reference, tiny_p
     ckpt = _load(root)  # the previous checkpoint, complete
     assert ckpt["trainer"]["iteration"] == reference.trainer.state.epoch_length
 
-    resumed = _run(root, tiny_phantom, resume=True)
+    resumed = _run(root, phantom, resume=True)
     _assert_restored_from(resumed, ckpt, epoch=1)
     _assert_same_end(resumed, reference, from_epoch=1)
 
 
 @pytest.mark.slow
-def test_resume_with_loader_workers_is_exact(tiny_phantom, tmp_path):
+def test_resume_with_loader_workers_is_exact(phantom, tmp_path):
     """With worker processes each epoch's workers seed their transforms from a base seed that the loader
     draws from torch's generator in the main process: restoring that generator restores the workers."""
     workers = {"num_workers": 2}
-    ref = _run(_new_bundle(tmp_path / "reference"), tiny_phantom, **workers)
+    ref = _run(_new_bundle(tmp_path / "reference"), phantom, **workers)
     root = _new_bundle(tmp_path / "interrupted")
-    _run(root, tiny_phantom, stop_at_iteration=ref.trainer.state.epoch_length + 1, **workers)
+    _run(root, phantom, stop_at_iteration=ref.trainer.state.epoch_length + 1, **workers)
     ckpt = _load(root)
-    resumed = _run(root, tiny_phantom, resume=True, **workers)
+    resumed = _run(root, phantom, resume=True, **workers)
     _assert_restored_from(resumed, ckpt, epoch=1)
     _assert_same_end(resumed, ref, from_epoch=1)
+
+
+def test_fast_path_probes_leave_the_random_streams_alone():
+    """The network's one-time checks of its fast CPU path run at the first validation of a process; drawing
+    from torch's generator there would make a resumed process (which probes again) diverge."""
+    from monai_ag.networks.fast.adapters import mkldnn_available
+    from monai_ag.networks.fast.probe import fast_path_available
+
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    mkldnn_available.__wrapped__()
+    fast_path_available.__wrapped__(3, torch.float32)
+    assert torch.get_rng_state().equal(before)
