@@ -7,6 +7,7 @@ preallocated outputs and tracks in-place weight changes through names torch does
 - ``torch.ops.mkldnn._convolution_pointwise`` and its in-place binary form
   ``torch.ops.mkldnn._convolution_pointwise_.binary`` (convolution + sum + activation in one call);
 - ``torch.ops.mkldnn._reorder_convolution_weight`` (weights prepacked for one input size);
+- ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` (whether oneDNN runs bfloat16 here);
 - ``torch._C._nn.upsample_trilinear3d`` / ``upsample_bilinear2d`` with ``out=``;
 - ``torch.nn.modules.conv._ConvNd._conv_forward`` (a module's own padding modes with other weights);
 - ``torch.Tensor._version`` (the in-place modification counter).
@@ -31,6 +32,7 @@ __all__ = [
     "TESTED_TORCH_VERSIONS",
     "conv_forward",
     "mkldnn_available",
+    "mkldnn_bf16_available",
     "mkldnn_conv",
     "mkldnn_conv_add_",
     "mkldnn_pack_weight",
@@ -75,6 +77,32 @@ def mkldnn_available() -> bool:
         packed = mkldnn_pack_weight(w, one, one, 1, x.shape)
         out = mkldnn_conv_add_(torch.zeros_like(ref, memory_format=torch.channels_last_3d), x, packed, b, one, one, 1, "relu")
         return bool(torch.allclose(y, ref, atol=1e-4, rtol=1e-4) and torch.allclose(out, ref, atol=1e-4, rtol=1e-4))
+    except Exception:  # any failure (missing op, unsupported build) means: use the torch path
+        return False
+
+
+@lru_cache(maxsize=None)
+def mkldnn_bf16_available() -> bool:
+    """
+    Whether oneDNN's fused convolutions also run in bfloat16 here (``torch.ops.mkldnn``'s own check,
+    natively with ``avx512_bf16``/AMX or emulated) and agree with float32 within bfloat16 rounding;
+    probed once. Without it, a bfloat16 folded graph uses ``torch.nn.functional`` convolutions.
+    """
+    try:
+        if not mkldnn_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+        x = torch.randn(1, 3, 5, 4, 3).contiguous(memory_format=torch.channels_last_3d)
+        w, b = torch.randn(4, 3, 3, 3, 3).contiguous(memory_format=torch.channels_last_3d), torch.randn(4)
+        one = [1, 1, 1]
+        ref = F.conv3d(x, w, b, padding=1).relu()
+        xb, wb, bb = x.bfloat16(), w.bfloat16(), b.bfloat16()
+        y = mkldnn_conv(xb, wb, bb, one, one, 1, "relu")
+        packed = mkldnn_pack_weight(wb, one, one, 1, x.shape)
+        out = mkldnn_conv_add_(torch.zeros_like(y), xb, packed, bb, one, one, 1, "relu")
+        tol = 0.05 * float(ref.abs().max())
+        return bool(
+            torch.allclose(y.float(), ref, atol=tol, rtol=0) and torch.allclose(out.float(), ref, atol=tol, rtol=0)
+        )
     except Exception:  # any failure (missing op, unsupported build) means: use the torch path
         return False
 

@@ -37,23 +37,24 @@ class FoldedGridAttentionGate:
             out, alpha = folded(x, g)  # == gate(x, g)
     """
 
-    def __init__(self, gate: GridAttentionGate, combined: FoldedConv) -> None:
+    def __init__(self, gate: GridAttentionGate, combined: FoldedConv, dtype: torch.dtype | None = None) -> None:
         self.heads = gate.heads
         self.mode = gate.mode
         self.softplus = gate.softplus
         self.softmax = gate.softmax
         # theta accumulates into phi(g) with the nonlinearity fused when it is a ReLU (see __call__)
-        self.theta = FoldedConv(gate.theta, [nn.ReLU()] if not gate.softplus else [])
-        self.phi = FoldedConv(gate.phi)
-        self.psi = FoldedConv(gate.psi, [nn.Sigmoid()] if not gate.softmax else [])
+        self.theta = FoldedConv(gate.theta, [nn.ReLU()] if not gate.softplus else [], dtype=dtype)
+        self.phi = FoldedConv(gate.phi, dtype=dtype)
+        self.psi = FoldedConv(gate.psi, [nn.Sigmoid()] if not gate.softmax else [], dtype=dtype)
         self.sub_sample_factor = gate.sub_sample_factor
         self.combined = combined
 
     @classmethod
-    def from_gate(cls, gate: GridAttentionGate) -> FoldedGridAttentionGate | None:
+    def from_gate(cls, gate: GridAttentionGate, dtype: torch.dtype | None = None) -> FoldedGridAttentionGate | None:
         """
         The gate folded from its current weights, or ``None`` when its norms do not fold into the
         convolutions (a norm other than batch norm with running statistics, or the gate in training mode).
+        ``dtype``: of the folded weights and the computation (e.g. ``torch.bfloat16``), default the gate's.
         """
         if gate.training:
             return None
@@ -84,8 +85,8 @@ class FoldedGridAttentionGate:
             m = torch.cat([wc[:, h * c : (h + 1) * c] @ w[h * c : (h + 1) * c] for h in range(heads)], dim=1)
             m = m.reshape(gate.combine.conv.weight.shape)
             rest = [mod for mod in c_post if mod is not c_norm]
-            combined = FoldedConv(gate.combine.conv, rest, weight=m, bias=bc)
-        return cls(gate, combined)
+            combined = FoldedConv(gate.combine.conv, rest, weight=m, bias=bc, dtype=dtype)
+        return cls(gate, combined, dtype)
 
     def __call__(
         self, x: torch.Tensor, g: torch.Tensor, pool: BufferPool | None = None
@@ -113,7 +114,8 @@ class FoldedGridAttentionGate:
         else:
             f = self.theta.add_into(channels_last(phi_g), x_theta)
         q = self.psi(f)
-        alpha = torch.softmax(q.flatten(2), dim=2).view_as(q) if self.softmax else q
+        # a softmax over space sums many terms: in float32 whatever the graph's dtype
+        alpha = torch.softmax(q.flatten(2).float(), dim=2).to(q.dtype).view_as(q) if self.softmax else q
         if resize_needed(alpha, x.shape[2:]):
             alpha = F.interpolate(alpha, size=x.shape[2:], mode=self.mode, align_corners=False)
         # cat_h(alpha_h * x) written in place, then the folded W/norm/combine/norm/act

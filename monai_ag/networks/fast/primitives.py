@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from monai_ag.networks.fast import adapters
-from monai_ag.networks.fast.adapters import mkldnn_available
+from monai_ag.networks.fast.adapters import mkldnn_available, mkldnn_bf16_available
 
 __all__ = [
     "BufferPool",
@@ -34,11 +35,14 @@ __all__ = [
     "fuse_norm",
     "linear_resize_matrix",
     "mkldnn_available",
+    "mkldnn_bf16_available",
     "resize_linear",
+    "run_module",
 ]
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _FUSED_ACTS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 _SKIPPED = (nn.Identity, nn.modules.dropout._DropoutNd, nn.Dropout)
 
 
@@ -74,7 +78,11 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def _use_mkldnn(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() in (4, 5) and mkldnn_available()
+    if x.device.type != "cpu" or x.dim() not in (4, 5):
+        return False
+    if x.dtype == torch.float32:
+        return mkldnn_available()
+    return x.dtype == torch.bfloat16 and mkldnn_bf16_available()
 
 
 class BufferPool:
@@ -199,6 +207,27 @@ def conv_add_act_(
     return apply_act_(acc, act)
 
 
+def run_module(module: nn.Module, *args: torch.Tensor) -> Any:
+    """
+    ``module(*args)``; when the first argument is bfloat16 (a bfloat16 folded graph calling a module it
+    does not fold, e.g. a PReLU, an instance norm or an unfolded gate with float32 weights), under CPU
+    autocast to bfloat16, with tensor outputs cast back to bfloat16; a norm layer computes its
+    statistics in float32.
+    """
+    x = args[0]
+    if x.dtype != torch.bfloat16:
+        return module(*args)
+    if isinstance(module, _NORMS):  # statistics over many values: in float32
+        return module(x.float()).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(*args)
+    if isinstance(out, torch.Tensor):
+        return out.to(torch.bfloat16)
+    if isinstance(out, (tuple, list)):
+        return type(out)(o.to(torch.bfloat16) if isinstance(o, torch.Tensor) and o.is_floating_point() else o for o in out)
+    return out
+
+
 def apply_act_(y: torch.Tensor, act: str) -> torch.Tensor:
     """``y`` with the activation named ``act`` (see :py:func:`conv_act`) applied in place."""
     if act == "relu":
@@ -269,6 +298,8 @@ class FoldedConv:
         post: the modules applied after it, in order (e.g. the ``N``, ``D``, ``A`` of MONAI's ``ADN``).
         weight: folded weights replacing ``conv``'s (then ``post`` must not start with a norm).
         bias: the bias going with ``weight``.
+        dtype: the dtype of the folded weights and bias, and so of the computation (e.g.
+            ``torch.bfloat16``; folding itself is done in float64); default: ``conv``'s.
 
     Example::
 
@@ -282,10 +313,11 @@ class FoldedConv:
         post: Sequence[nn.Module] = (),
         weight: torch.Tensor | None = None,
         bias: torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if not isinstance(conv, _CONV_TYPES):
             raise TypeError(f"FoldedConv needs a torch.nn.ConvNd, got {type(conv).__name__}.")
-        dtype = conv.weight.dtype
+        dtype = conv.weight.dtype if dtype is None else dtype
         norm, self.act, self.post = fold_post(post)
         if weight is not None:
             if norm is not None:
@@ -350,22 +382,22 @@ class FoldedConv:
             w = self._weight_for(x)
             y = conv_act(x, w, self.bias, self.stride, self.padding, self.groups, self.act, out=out)
         for m in self.post:
-            y = m(y)
+            y = run_module(m, y)
         return y
 
 
-def fold_convolution(block: nn.Module) -> FoldedConv:
+def fold_convolution(block: nn.Module, dtype: torch.dtype | None = None) -> FoldedConv:
     """
     A :py:class:`FoldedConv` for a MONAI ``Convolution`` block (``conv`` then ``adn``), an
-    ``nn.Sequential`` starting with a convolution, or a bare convolution.
+    ``nn.Sequential`` starting with a convolution, or a bare convolution; ``dtype`` as in ``FoldedConv``.
     """
     if isinstance(block, _CONV_TYPES):
-        return FoldedConv(block)
+        return FoldedConv(block, dtype=dtype)
     if hasattr(block, "conv") and isinstance(block.conv, _CONV_TYPES):
         adn = getattr(block, "adn", None)
-        return FoldedConv(block.conv, list(adn.children()) if adn is not None else [])
+        return FoldedConv(block.conv, list(adn.children()) if adn is not None else [], dtype=dtype)
     if isinstance(block, nn.Sequential) and len(block) > 0 and isinstance(block[0], _CONV_TYPES):
-        return FoldedConv(block[0], list(block)[1:])
+        return FoldedConv(block[0], list(block)[1:], dtype=dtype)
     raise TypeError(f"cannot fold {type(block).__name__}: expected a convolution block.")
 
 

@@ -7,18 +7,25 @@ import torch.nn as nn
 
 from monai_ag.networks.fast import adapters
 from monai_ag.networks.fast.gate import FoldedGridAttentionGate
-from monai_ag.networks.fast.primitives import BufferPool, FoldedConv, channels_last, fold_convolution, resize_linear
+from monai_ag.networks.fast.primitives import (
+    BufferPool,
+    FoldedConv,
+    channels_last,
+    fold_convolution,
+    resize_linear,
+    run_module,
+)
 from monai_ag.networks.nets.grid_attention_unet import GridAttentionUNet  # noqa: F401  (annotations)
 
 __all__ = ["FoldedGridAttentionUNet"]
 
 
-def _fold_block(block: nn.Module) -> list:
+def _fold_block(block: nn.Module, dtype: torch.dtype | None = None) -> list:
     """A sequence of MONAI ``Convolution`` blocks (and pools) as folded convolutions (and modules)."""
     steps: list = []
     for m in block.children() if isinstance(block, nn.Sequential) else [block]:
         if isinstance(getattr(m, "conv", None), (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            steps.append(fold_convolution(m))
+            steps.append(fold_convolution(m, dtype))
         else:
             steps.append(m)
     return steps
@@ -28,7 +35,7 @@ def _run_steps(steps: list, h: torch.Tensor, pool: BufferPool, keep: torch.Tenso
     """Apply folded convolutions (drawing their outputs from ``pool``) and modules, handing back
     each intermediate once consumed (but not ``keep``)."""
     for step in steps:
-        new = step(h, pool) if isinstance(step, FoldedConv) else step(h)
+        new = step(h, pool) if isinstance(step, FoldedConv) else run_module(step, h)
         if h is not keep:
             pool.give(h)
         h = new
@@ -55,8 +62,14 @@ class FoldedGridAttentionUNet:
     It snapshots the weights; ``GridAttentionUNet`` with ``fast_inference`` builds and caches one by
     itself. Use it under ``torch.no_grad()`` or ``torch.inference_mode()``.
 
+    With ``dtype=torch.bfloat16`` the folded weights, the convolutions and the intermediates are
+    bfloat16 (oneDNN accumulates in float32; modules it does not fold run under CPU autocast), while
+    the input is taken in float32 and the deep-supervision head, the gates' softmax (if any) and the
+    output are computed in float32: logits within bfloat16 rounding of the float32 graph's.
+
     Args:
         net: the network, in eval mode.
+        dtype: the computation's dtype, ``torch.bfloat16`` or the network's (the default).
 
     Example::
 
@@ -66,22 +79,23 @@ class FoldedGridAttentionUNet:
         folded.pool.clear()  # release the work buffers
     """
 
-    def __init__(self, net: GridAttentionUNet) -> None:
+    def __init__(self, net: GridAttentionUNet, dtype: torch.dtype | None = None) -> None:
         if net.training:
             raise ValueError("FoldedGridAttentionUNet needs the network in eval mode (call net.eval()).")
+        self.dtype = dtype if dtype is not None else next(iter(net.parameters())).dtype
         self.mode = net.mode
         self.pool = BufferPool()
         self._input: tuple | None = None
         with torch.no_grad():
-            self.encoder = [_fold_block(block) for block in net.encoder]
-            self.gating = None if net.gating is None else fold_convolution(net.gating)
+            self.encoder = [_fold_block(block, self.dtype) for block in net.encoder]
+            self.gating = None if net.gating is None else fold_convolution(net.gating, self.dtype)
             self.decoder = []
             for level in net.decoder:
                 gate = None
                 if level.gate is not None:
                     # a gate whose norms do not fold runs as it is
-                    gate = FoldedGridAttentionGate.from_gate(level.gate) or level.gate
-                self.decoder.append((gate, level.up, _fold_block(level.conv)))
+                    gate = FoldedGridAttentionGate.from_gate(level.gate, self.dtype) or level.gate
+                self.decoder.append((gate, level.up, _fold_block(level.conv, self.dtype)))
             self._fold_heads(net)
 
     def _fold_heads(self, net: GridAttentionUNet) -> None:
@@ -110,6 +124,11 @@ class FoldedGridAttentionUNet:
         self.final_bias = bias.to(net.fuse.weight.dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # autocast (the caller's, for a bfloat16 graph) must not touch the float32 head's products
+        with torch.autocast(x.device.type, enabled=False):
+            return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         pool = self.pool
         # buffers serve one input size (a new size replaces them rather than adding up); buffers made
         # under torch.inference_mode cannot be written outside it
@@ -117,7 +136,7 @@ class FoldedGridAttentionUNet:
         if key != self._input:
             pool.clear()
             self._input = key
-        h = channels_last(x)
+        h = channels_last(x.to(self.dtype))
         skips: list[torch.Tensor] = []
         for steps in self.encoder:
             h = _run_steps(steps, h, pool, keep=skips[-1] if skips else x)
@@ -131,13 +150,13 @@ class FoldedGridAttentionUNet:
                 if isinstance(gate, FoldedGridAttentionGate):
                     gated, _ = gate(skip, gating, pool)
                 else:
-                    gated, _ = gate(skip, gating)
+                    gated, _ = run_module(gate, skip, gating)
                 pool.give(skip)
                 skip = gated
             if gating is not h:
                 pool.give(gating)
             if up is not None:
-                u = up(h)
+                u = run_module(up, h)
                 for d in range(2, skip.dim()):
                     u = u.narrow(d, 0, skip.shape[d])
                 u = channels_last(u)
@@ -162,6 +181,8 @@ class FoldedGridAttentionUNet:
 
 def _head(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """A 1x1 convolution of channels-last ``h`` as one matrix product, into a new default-layout tensor."""
+    if h.dtype != weight.dtype:  # a bfloat16 graph's head: in float32 (weight's dtype)
+        h = h.to(weight.dtype)
     b, c = h.shape[0], h.shape[1]
     feats = h.permute(0, *range(2, h.dim()), 1).reshape(b, -1, c).transpose(1, 2)  # (B, C, N), a view
     n = weight.shape[0]

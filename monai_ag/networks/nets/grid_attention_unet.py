@@ -159,7 +159,9 @@ class GridAttentionUNet(nn.Module):
             oneDNN convolutions, work buffers reused between calls. The same outputs within float
             rounding (about 1e-6 relative), about 3x faster (``docs/performance.md``). The folded
             weights and buffers are cached (until a parameter or buffer changes, or the input size
-            changes; see :py:meth:`clear_fast_inference_cache`). Training, autograd, CUDA, autocast,
+            changes; see :py:meth:`clear_fast_inference_cache`). Under CPU autocast to bfloat16 it
+            computes in a bfloat16 folded graph (float32 logits within bfloat16 rounding; see
+            :py:mod:`monai_ag.utils.precision`). Training, autograd, CUDA, other autocasts,
             dtypes other than float32/float64, forward hooks on submodules, TorchScript, tracing,
             ``torch.compile`` and export use the plain modules. The path relies on private torch
             APIs: with a torch version it was not tested with, or when its one-time numerical check
@@ -386,7 +388,12 @@ class GridAttentionUNet(nn.Module):
         if not isinstance(x, torch.Tensor) or x.device.type != "cpu" or not x.is_floating_point():
             return False
         weight = next(iter(self.parameters()))
-        if x.dtype != weight.dtype or x.device != weight.device or torch.is_autocast_enabled("cpu"):
+        if x.dtype != weight.dtype or x.device != weight.device:
+            return False
+        # CPU autocast: the bfloat16 folded graph for float32 weights; any other autocast runs the modules
+        if torch.is_autocast_enabled("cpu") and (
+            torch.get_autocast_dtype("cpu") != torch.bfloat16 or weight.dtype != torch.float32
+        ):
             return False
         # hooks on submodules expect them to run: honour them with the plain path
         hooks = nn.modules.module
@@ -431,9 +438,11 @@ class GridAttentionUNet(nn.Module):
         from monai_ag.networks.fast import FoldedGridAttentionUNet, state_key
 
         self._check_input(x)
-        key = state_key(self)
+        # under CPU autocast to bfloat16 (see _fast_path_applies): the bfloat16 graph, float32 logits
+        dtype = torch.bfloat16 if torch.is_autocast_enabled("cpu") else x.dtype
+        key = (dtype, *state_key(self))
         if self._folded is None or self._folded[0] != key:
-            self._folded = (key, FoldedGridAttentionUNet(self))
+            self._folded = (key, FoldedGridAttentionUNet(self, dtype=dtype))
         return self._folded[1](x)
 
     @torch.jit.export

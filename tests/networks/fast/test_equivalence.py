@@ -279,3 +279,34 @@ def test_fast_path_alternates_between_inference_mode_and_no_grad():
         c = net(x)
     assert torch.equal(a, b) and torch.equal(b, c)
     _assert_same_outputs(b, _plain(net, x))
+
+
+# bfloat16 (CPU autocast): every logit within this fraction of the float32 logits' largest magnitude;
+# twice that with instance norm, whose per-input statistics amplify the rounding of low-variance channels
+BF16_TOLERANCE = 0.05
+
+
+@pytest.mark.parametrize("kwargs,size,batch", UNET_CASES)
+def test_bf16_fast_path_agrees_with_float32(kwargs, size, batch):
+    net = GridAttentionUNet(**kwargs).eval()
+    _randomize_norms(net)
+    x = torch.randn(batch, kwargs["in_channels"], *size)
+    assert fast_path_available(net.spatial_dims, x.dtype)
+    with torch.no_grad():
+        net.fast_inference = False
+        ref = net(x)  # float32, plain modules
+        net.fast_inference = True
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = net(x)
+            bf16_again = net(x)  # the cached bfloat16 graph, its buffers reused
+        fp32 = net(x)  # back to the float32 graph
+    assert bf16.dtype == torch.float32 and bf16.shape == ref.shape
+    assert torch.equal(bf16, bf16_again)
+    torch.testing.assert_close(fp32, ref, atol=1e-4, rtol=0)
+    tol = BF16_TOLERANCE * (2 if kwargs.get("norm") == "instance" else 1) * float(ref.abs().max())
+    assert float((bf16 - ref).abs().max()) <= tol
+    # the argmax is the same wherever float32's top-2 gap is not a near-tie at bfloat16's resolution
+    top2 = ref.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 2 * tol
+    assert clear.float().mean() > 0.2  # not a vacuous check
+    assert torch.equal(bf16.argmax(1)[clear], ref.argmax(1)[clear])
