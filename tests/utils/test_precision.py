@@ -131,3 +131,12 @@ def test_fast_inference_path_is_unchanged_by_the_layout():
     with torch.no_grad():
         ref.fast_inference = False
         torch.testing.assert_close(model(x), ref(x), atol=1e-4, rtol=0)
+
+
+def test_bf16_probe_leaves_the_random_stream_alone():
+    from monai_ag.networks.fast.adapters import mkldnn_bf16_available
+
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    mkldnn_bf16_available.__wrapped__()
+    assert torch.get_rng_state().equal(before)

@@ -91,8 +91,10 @@ def mkldnn_bf16_available() -> bool:
     try:
         if not mkldnn_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
             return False
-        x = torch.randn(1, 3, 5, 4, 3).contiguous(memory_format=torch.channels_last_3d)
-        w, b = torch.randn(4, 3, 3, 3, 3).contiguous(memory_format=torch.channels_last_3d), torch.randn(4)
+        g = torch.Generator().manual_seed(0)  # not torch's global generator (see mkldnn_available)
+        x = torch.randn(1, 3, 5, 4, 3, generator=g).contiguous(memory_format=torch.channels_last_3d)
+        w = torch.randn(4, 3, 3, 3, 3, generator=g).contiguous(memory_format=torch.channels_last_3d)
+        b = torch.randn(4, generator=g)
         one = [1, 1, 1]
         ref = F.conv3d(x, w, b, padding=1).relu()
         xb, wb, bb = x.bfloat16(), w.bfloat16(), b.bfloat16()
