@@ -75,7 +75,8 @@ def mkldnn_available() -> bool:
         ref = F.conv3d(x, w, b, padding=1).relu()
         y = mkldnn_conv(x, w, b, one, one, 1, "relu")
         packed = mkldnn_pack_weight(w, one, one, 1, x.shape)
-        out = mkldnn_conv_add_(torch.zeros_like(ref, memory_format=torch.channels_last_3d), x, packed, b, one, one, 1, "relu")
+        out = torch.zeros_like(ref, memory_format=torch.channels_last_3d)
+        out = mkldnn_conv_add_(out, x, packed, b, one, one, 1, "relu")
         return bool(torch.allclose(y, ref, atol=1e-4, rtol=1e-4) and torch.allclose(out, ref, atol=1e-4, rtol=1e-4))
     except Exception:  # any failure (missing op, unsupported build) means: use the torch path
         return False
@@ -176,7 +177,8 @@ def upsample_linear_into(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 def conv_forward(
     conv: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
-    """``conv``'s own convolution (its padding mode, dilation, groups) with ``weight`` and ``bias`` instead of its parameters."""
+    """``conv``'s own convolution (its padding mode, dilation, groups) with ``weight`` and ``bias``
+    instead of its parameters."""
     return conv._conv_forward(x, weight, bias)
 
 

@@ -62,6 +62,19 @@ def _fallback_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
 
 
+def _assert_plain_with_one_warning(caplog, folded_calls: list, xs: list[torch.Tensor]) -> str:
+    """Run a network on ``xs`` (twice over) by default and with ``fast_inference=False``: the outputs must
+    be identical, the folded network never called for them, and exactly one warning logged (returned)."""
+    net = _net()
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        default, plain = _outputs(net, xs + xs)
+    assert folded_calls == []
+    assert all(torch.equal(a, b) for a, b in zip(default, plain))
+    (message,) = _fallback_warnings(caplog)
+    assert "running the plain modules" in message and "fast_inference=False" in message
+    return message
+
+
 def test_probe_agrees_on_this_torch():
     assert adapters.torch_version_tested(), f"torch {torch.__version__} is not in TESTED_TORCH_VERSIONS"
     assert probe.probe(3) < 1e-5 and probe.probe(2) < 1e-5
@@ -105,13 +118,8 @@ def test_wrong_fast_result_runs_the_plain_modules(monkeypatch, caplog, fresh_dec
         return real(*args, **kwargs) * 1.01
 
     monkeypatch.setattr(adapters, "mkldnn_conv", drifted)
-    net = _net()
     xs = [torch.randn(1, 1, 17, 16, 12), torch.randn(1, 1, 20, 16, 12)]
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        default, plain = _outputs(net, xs)
-    assert folded_calls == []
-    assert all(torch.equal(a, b) for a, b in zip(default, plain))
-    (message,) = _fallback_warnings(caplog)
+    message = _assert_plain_with_one_warning(caplog, folded_calls, xs)
     assert "numerical check (3D, float32) differs from the plain modules" in message
 
 
@@ -120,13 +128,7 @@ def test_failing_private_api_runs_the_plain_modules(monkeypatch, caplog, fresh_d
         raise RuntimeError("No such operator mkldnn::_convolution_pointwise_")
 
     monkeypatch.setattr(adapters, "mkldnn_conv_add_", gone)
-    net = _net()
-    xs = [torch.randn(1, 1, 17, 16, 12)] * 2
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        default, plain = _outputs(net, xs)
-    assert folded_calls == []
-    assert all(torch.equal(a, b) for a, b in zip(default, plain))
-    (message,) = _fallback_warnings(caplog)
+    message = _assert_plain_with_one_warning(caplog, folded_calls, [torch.randn(1, 1, 17, 16, 12)])
     assert "failed: RuntimeError: No such operator" in message
 
 

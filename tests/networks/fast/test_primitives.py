@@ -123,7 +123,9 @@ def test_conv_act_equals_torch_conv_and_activation(act, onednn, monkeypatch):
 def test_conv_add_act_rejects_unfusable_activations():
     x = torch.randn(1, 2, 4, 4, 4)
     with pytest.raises(ValueError, match="fuses act 'none' or 'relu', got 'sigmoid'"):
-        primitives.conv_add_act_(torch.zeros(1, 2, 4, 4, 4), x, torch.randn(2, 2, 1, 1, 1), None, (1,) * 3, (0,) * 3, act="sigmoid")
+        primitives.conv_add_act_(
+            torch.zeros(1, 2, 4, 4, 4), x, torch.randn(2, 2, 1, 1, 1), None, (1,) * 3, (0,) * 3, act="sigmoid"
+        )
 
 
 def _trained_bn(n: int) -> nn.BatchNorm3d:
