@@ -17,6 +17,8 @@ from .datalist import (
     split_datalist,
     train_val_datalists,
 )
+from .import_ct import find_cases  # import_ct() itself: monai_ag.data.import_ct.import_ct (the name is the module's)
+from .presets import PRESETS, LabelPreset, get_preset, load_mapping
 from .geometry import AFFINE_ATOL, IMAGE_SUFFIXES, NIFTI_SUFFIXES, same_grid, squeeze_trailing, strip_image_suffix
 from .phantom import (
     DEFAULT_PHANTOM_SHAPE,
@@ -33,6 +35,8 @@ from .sources import inference_inputs, training_datalists
 __all__ = [
     "AFFINE_ATOL",
     "InvalidImageError",
+    "LabelPreset",
+    "PRESETS",
     "CLASS_NAMES",
     "DEFAULT_PHANTOM_SHAPE",
     "DEFAULT_PHANTOM_SPACING",
@@ -49,11 +53,14 @@ __all__ = [
     "check_inference_inputs",
     "class_index",
     "generate_phantom_case",
+    "find_cases",
     "generate_phantom_dataset",
+    "get_preset",
     "inference_datalist",
     "inference_inputs",
     "is_dicom_series_dir",
     "load_datalist",
+    "load_mapping",
     "same_grid",
     "split_datalist",
     "squeeze_trailing",

@@ -31,8 +31,9 @@ class AttentionImageHandler:
     case — a ``roi_size`` patch around its organs, one axial and one coronal slice through their centroid, each
     gated level with a colour bar and the reference contours (:py:func:`monai_ag.visualize.attention.attention_figure`)
     — and logs the picture to TensorBoard under ``tag`` at the trainer's epoch. Cheap: one network pass on one
-    patch, rank 0 only (other ranks do nothing and open no writer). Needs matplotlib; without it, it warns once
-    and does nothing, so training is never stopped by it.
+    patch, rank 0 only (other ranks do nothing and open no writer). Needs matplotlib and a network with
+    ``attention_maps`` (e.g. not MONAI's ``UNet`` swapped in through ``network_def``); without either, it warns
+    once and does nothing, so training is never stopped by it.
 
     Args:
         network: the :py:class:`~monai_ag.networks.nets.GridAttentionUNet` (a DDP wrapper is unwrapped).
@@ -110,8 +111,12 @@ class AttentionImageHandler:
             return
         from monai_ag.visualize.attention import attention_figure, figure_to_array  # noqa: PLC0415
 
-        image, label = self._crop(*self._case(engine.state.batch))
         net = getattr(self.network, "module", self.network)
+        if not hasattr(net, "attention_maps"):
+            logger.warning(f"AttentionImageHandler: {type(net).__name__} has no attention_maps(), no attention images.")
+            self._disabled = True
+            return
+        image, label = self._crop(*self._case(engine.state.batch))
         was_training = net.training
         net.eval()
         try:

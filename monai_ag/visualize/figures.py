@@ -16,10 +16,10 @@ from monai_ag.data.classes import CLASS_NAMES
 from monai_ag.utils.cli import command_parser, run_command
 from monai_ag.utils.fileio import atomic_write
 
-__all__ = ["render_case_figure"]
+__all__ = ["CLASS_COLOURS", "render_case_figure", "screen_view"]
 
-# overlay colour (RGBA) of each of the bundle's classes, looked up by name: a new class needs a colour here
-_CLASS_COLOURS = {
+#: overlay colour (RGBA) of each of the bundle's classes, looked up by name: a new class needs a colour here
+CLASS_COLOURS = {
     "background": (0.0, 0.0, 0.0, 0.0),
     "liver": (0.85, 0.33, 0.1, 0.55),
     "spleen": (0.2, 0.6, 0.9, 0.55),
@@ -27,13 +27,17 @@ _CLASS_COLOURS = {
     "pancreas": (0.4, 0.85, 0.3, 0.7),
 }
 #: label value -> colour, in label order
-_COLOURS = np.array([_CLASS_COLOURS[CLASS_NAMES[value]] for value in range(len(CLASS_NAMES))])
+_COLOURS = np.array([CLASS_COLOURS[CLASS_NAMES[value]] for value in range(len(CLASS_NAMES))])
+
+
+def screen_view(plane: np.ndarray) -> np.ndarray:
+    """An (x, y) or (x, z) plane of a volume in RAS voxel order as displayed: radiological view (the
+    patient's right on the left of the screen), anterior (axial) or superior (coronal) up."""
+    return np.fliplr(np.rot90(plane))
 
 
 def _axial(volume: np.ndarray, index: int) -> np.ndarray:
-    # RAS voxel axes (x to the patient's right, y anterior): radiological view, anterior up and
-    # the patient's right on the left of the screen
-    return np.fliplr(np.rot90(volume[..., index]))
+    return screen_view(volume[..., index])
 
 
 def _overlay(labels: np.ndarray) -> np.ndarray:

@@ -93,3 +93,16 @@ def test_handler_logs_an_image_per_validation(tmp_path):
     images = events.Images("attention")
     assert [i.step for i in images] == [1, 2]  # one picture per validation, at the trainer's epoch
     assert images[0].width > 300 and images[0].height > 300
+
+
+def test_handler_does_nothing_for_a_network_without_attention_maps(tmp_path, caplog):
+    from ignite.engine import Engine
+    from monai.networks.nets import UNet
+
+    from monai_ag.handlers import AttentionImageHandler
+
+    evaluator = Engine(lambda engine, batch: None)
+    net = UNet(3, 1, 5, channels=(4, 8), strides=(2,))
+    AttentionImageHandler(net, log_dir=str(tmp_path / "tb")).attach(evaluator)
+    evaluator.run([{"image": torch.rand(1, 1, 8, 8, 8)}], max_epochs=2)
+    assert "has no attention_maps()" in caplog.text and not (tmp_path / "tb").exists()

@@ -17,10 +17,13 @@ from collections.abc import Sequence
 import numpy as np
 from monai.utils import optional_import
 
+from monai_ag.data.classes import ORGAN_NAMES
+from monai_ag.visualize.figures import CLASS_COLOURS, screen_view
+
 __all__ = ["attention_figure", "figure_to_array", "render_attention", "split_levels", "main"]
 
-# contour colours: liver, spleen, kidney, pancreas (as in monai_ag.visualize.figures)
-_CONTOUR = {1: (0.85, 0.33, 0.1), 2: (0.2, 0.6, 0.9), 3: (0.95, 0.85, 0.1), 4: (0.4, 0.85, 0.3)}
+# contour colour of each organ: the case figure's overlay colours, opaque
+_CONTOUR = {value: CLASS_COLOURS[name][:3] for value, name in ORGAN_NAMES.items()}
 
 
 def _pyplot():
@@ -28,12 +31,6 @@ def _pyplot():
     if not has_plt:
         raise ImportError("attention figures need matplotlib: pip install monai-ag[plot]")
     return plt
-
-
-def _screen(plane: np.ndarray) -> np.ndarray:
-    """A (x, y) or (x, z) plane of a RAS volume as displayed: radiological view (the patient's right on the
-    left), anterior (axial) or superior (coronal) up."""
-    return np.fliplr(np.rot90(plane))
 
 
 def split_levels(attention: np.ndarray, heads: int) -> list[np.ndarray]:
@@ -112,13 +109,13 @@ def attention_figure(
     for row, (m, name) in enumerate(zip(maps, names)):
         for col, (view, cut, aspect, where) in enumerate(views):
             ax = axes[row, col]
-            ax.imshow(_screen(cut(grey)), cmap="gray", vmin=0, vmax=1, aspect=aspect, interpolation="nearest")
+            ax.imshow(screen_view(cut(grey)), cmap="gray", vmin=0, vmax=1, aspect=aspect, interpolation="nearest")
             shown = ax.imshow(
-                _screen(cut(np.asarray(m, np.float32))), cmap="jet", vmin=0, vmax=1, alpha=0.45, aspect=aspect,
+                screen_view(cut(np.asarray(m, np.float32))), cmap="jet", vmin=0, vmax=1, alpha=0.45, aspect=aspect,
                 interpolation="nearest",
             )
             if label is not None:
-                plane = _screen(cut(np.asarray(label)))
+                plane = screen_view(cut(np.asarray(label)))
                 for value, colour in _CONTOUR.items():
                     if (plane == value).any():
                         ax.contour(plane == value, levels=[0.5], colors=[colour], linewidths=0.9)
