@@ -36,14 +36,20 @@ def as_bool(value: Any, name: str = "flag") -> bool:
     raise ValueError(f"{name} must be true or false, got {value!r}.")
 
 
-def check_bundle(bundle_root: str | os.PathLike, *_: Any) -> str:
+def check_bundle(bundle_root: str | os.PathLike) -> str:
     """
     Check that ``bundle_root`` is a bundle (holds ``configs/``), so a run started from the wrong
     working directory stops at once instead of writing models and logs in the wrong place.
-    Extra arguments are ignored (configs pass their import checks here to evaluate them first).
+
+    Args:
+        bundle_root: the bundle's root folder.
 
     Returns:
         the absolute bundle root.
+
+    Example::
+
+        check_bundle("bundle")  # "/abs/path/bundle"
     """
     root = Path(bundle_root).resolve()
     if not (root / "configs").is_dir():

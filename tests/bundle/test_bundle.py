@@ -96,6 +96,33 @@ def test_check_properties(bundle_copy, tiny_phantom):
     assert infer.check_properties() == []
 
 
+def test_optional_steps_follow_their_command_line_flags(bundle_copy):
+    """``--save_probabilities true`` etc. arrive as strings: each enables exactly its own step."""
+    from monai.inferers import SlidingWindowInferer
+
+    from monai_ag.inferers import FlipTTAInferer
+
+    flags = ("save_probabilities", "save_attention_maps", "keep_largest_component", "flip_tta")
+    for on in [(), *[(f,) for f in flags], flags]:
+        parser = workflow_parser(bundle_copy)
+        parser["device"] = "cpu"
+        for f in flags:
+            parser[f] = "true" if f in on else "false"
+        post = parser.get_parsed_content("postprocessing")
+        names = [type(t).__name__ for t in post.transforms]
+        written = sorted(t.saver.folder_layout.postfix for t in post.transforms if type(t).__name__ == "SafeSaveImaged")
+        expected = sorted(["seg"] + ["prob"] * ("save_probabilities" in on) + ["attention"] * ("save_attention_maps" in on))
+        assert written == expected, (on, names)
+        assert ("AttentionMapsd" in names) == ("save_attention_maps" in on), (on, names)
+        assert names.count("Invertd") == 1 + ("save_attention_maps" in on), (on, names)
+        assert ("KeepLargestConnectedComponentd" in names) == ("keep_largest_component" in on), (on, names)
+        inferer = parser.get_parsed_content("inferer")
+        assert type(inferer) is (FlipTTAInferer if "flip_tta" in on else SlidingWindowInferer), on
+    parser = workflow_parser(bundle_copy)
+    parser["save_probabilities"] = "maybe"
+    raises(ValueError, "^save_probabilities must be true or false, got 'maybe'.$", parser.get_parsed_content, "postprocessing")
+
+
 def test_metadata_validates_against_schema(tmp_path):
     schema = BUNDLE.parents[1] / "shared" / "schema" / "meta_schema_20240725.json"
     if not schema.is_file():
