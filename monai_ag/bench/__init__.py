@@ -6,10 +6,11 @@ backbone and MONAI's ``AttentionUnet``/``UNet``, with a dense 3D-convolution ref
 
 from __future__ import annotations
 
-from .benchmark import BASELINE, SW_SETTINGS, TARGETS, build_networks, count_flops, format_table, main, peak_memory, run_benchmark
+from .benchmark import BASELINE, PRECISION_TARGETS, SW_SETTINGS, TARGETS, build_networks, count_flops, format_table, main, peak_memory, run_benchmark
 
 __all__ = [
     "BASELINE",
+    "PRECISION_TARGETS",
     "SW_SETTINGS",
     "TARGETS",
     "build_networks",

@@ -22,11 +22,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from monai_ag.networks.nets import GridAttentionUNet
+from monai_ag.utils import precision as _precision
 from monai_ag.utils.fileio import atomic_write, refuse_overwrite
 
 __all__ = [
     "BASELINE",
     "SW_SETTINGS",
+    "PRECISION_TARGETS",
     "TARGETS",
     "build_networks",
     "count_flops",
@@ -48,11 +50,27 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "train_time_ratio_vs_no_gates": ("forward+backward time / the gate-less network", 1.2, "<="),
     "train_memory_ratio_vs_no_gates": ("forward+backward peak memory / the gate-less network", 1.2, "<="),
 }
+#: issue 11's CPU precision targets (speed-ups, side by side in one run), by the CPU's bfloat16 units:
+#: name -> (description, {"amx": threshold, "avx512_bf16": threshold, "none": threshold or None})
+PRECISION_TARGETS: dict[str, tuple[str, dict[str, float | None]]] = {
+    "bf16_forward_speedup": (
+        "inference forward: fp32 fast path time / bf16 fast path time",
+        {"amx": 2.5, "avx512_bf16": 1.5, "none": None},
+    ),
+    "bf16_train_speedup": (
+        "training step (fwd+bwd): plain fp32 time / bf16 channels-last time",
+        {"amx": 2.0, "avx512_bf16": 1.5, "none": None},
+    ),
+    "fp32_layout_train_speedup": (
+        "training step (fwd+bwd): plain fp32 time / fp32 channels-last time",
+        {"amx": None, "avx512_bf16": None, "none": 1.3},
+    ),
+}
 _CHANNELS = (16, 32, 64, 128, 256)
 _STRIDES = (2, 2, 2, 2)
 
 
-def build_networks(out_channels: int = 5, in_channels: int = 1) -> dict[str, dict[str, Any]]:
+def build_networks(out_channels: int = 5, in_channels: int = 1, precisions: bool = True) -> dict[str, dict[str, Any]]:
     """
     The compared networks at equal channels (16..256): name -> ``{"label", "net", "fast"}``, where
     ``fast`` says whether the entry is this package's optimised inference path.
@@ -61,7 +79,11 @@ def build_networks(out_channels: int = 5, in_channels: int = 1) -> dict[str, dic
     - ``attention_unet_plain``: the same weights through the plain modules (``fast_inference=False``);
     - ``no_gates`` / ``no_gates_plain``: the same code without gates (``gated_levels=()``);
     - ``monai_attention_unet``: MONAI's ``AttentionUnet`` as shipped (default layout);
-    - ``monai_unet``: MONAI's ``UNet`` with 2 residual units per level.
+    - ``monai_unet``: MONAI's ``UNet`` with 2 residual units per level;
+    - with ``precisions`` (CPU), copies of the paper network with the same weights as the bundle runs
+      them on CPU (:py:func:`monai_ag.utils.precision.with_precision`: channels-last weights and
+      input): ``attention_unet_bf16``, forward on the bfloat16 fast path and the training step under
+      bfloat16 autocast, and ``attention_unet_fp32_cl``, float32 plain modules (forward and training).
     """
     from monai.networks.nets import AttentionUnet, UNet
 
@@ -72,6 +94,27 @@ def build_networks(out_channels: int = 5, in_channels: int = 1) -> dict[str, dic
     no_gates = GridAttentionUNet(3, in_channels, out_channels, gated_levels=())
     no_gates_plain = GridAttentionUNet(3, in_channels, out_channels, gated_levels=(), fast_inference=False)
     no_gates_plain.load_state_dict(no_gates.state_dict())
+    extra: dict[str, dict[str, Any]] = {}
+    if precisions:
+        bf16 = GridAttentionUNet(3, in_channels, out_channels)
+        bf16.load_state_dict(paper.state_dict())
+        cl = GridAttentionUNet(3, in_channels, out_channels, fast_inference=False)
+        cl.load_state_dict(paper.state_dict())
+        extra = {
+            "attention_unet_bf16": {
+                "label": "GridAttentionUNet (bf16: fast path / autocast step, channels-last)",
+                "net": _precision.PrecisionNetwork(bf16, "bf16"),
+                "fast": True,
+                "trainable": True,
+                "precision": "bf16",
+            },
+            "attention_unet_fp32_cl": {
+                "label": "GridAttentionUNet (fp32 plain modules, channels-last)",
+                "net": _precision.PrecisionNetwork(cl, "fp32"),
+                "fast": False,
+                "precision": "fp32",
+            },
+        }
     return {
         "attention_unet": {"label": "GridAttentionUNet (paper, fast path)", "net": paper, "fast": True},
         "attention_unet_plain": {"label": "GridAttentionUNet (plain modules)", "net": plain, "fast": False},
@@ -87,6 +130,7 @@ def build_networks(out_channels: int = 5, in_channels: int = 1) -> dict[str, dic
             "net": UNet(3, in_channels, out_channels, channels=_CHANNELS, strides=_STRIDES, num_res_units=2),
             "fast": False,
         },
+        **extra,
     }
 
 
@@ -263,7 +307,7 @@ def _run_benchmark(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}.")
 
-    nets = build_networks(out_channels)
+    nets = build_networks(out_channels, precisions=dev.type == "cpu")
     if networks is not None:
         unknown = set(networks) - set(nets)
         if unknown:
@@ -287,7 +331,7 @@ def _run_benchmark(
     for name, e in nets.items():
         net = e["net"]
         results[name]["params"] = sum(p.numel() for p in net.parameters())
-        results[name]["forward_gflop"] = count_flops(getattr(net, "source", net), x) / 1e9
+        results[name]["forward_gflop"] = count_flops(getattr(net, "source", getattr(net, "network", net)), x) / 1e9
 
     # fast vs plain: the optimised path must compute the same function
     check: dict[str, Any] = {}
@@ -311,21 +355,50 @@ def _run_benchmark(
                 "voxels": int(a[:, 0].numel()),
             }
 
+    # bfloat16 against float32: within bfloat16 rounding, the same argmax away from near-ties
+    bf16_check: dict[str, Any] = {}
+    if "attention_unet_bf16" in nets and "attention_unet_plain" in nets:
+        with torch.no_grad():
+            a = nets["attention_unet_bf16"]["net"].eval()(x).float()
+            b = nets["attention_unet_plain"]["net"].eval()(x).float()
+        mismatch = a.argmax(1) != b.argmax(1)
+        top2 = b.topk(2, dim=1).values
+        gap = (top2[:, 0] - top2[:, 1])[mismatch]
+        bf16_check = {
+            "max_abs_diff": float((a - b).abs().max()),
+            "max_abs_logit": float(b.abs().max()),
+            "argmax_agreement": 1.0 - float(mismatch.float().mean()),
+            "argmax_mismatches": int(mismatch.sum()),
+            "largest_top2_gap_at_mismatches": float(gap.max()) if gap.numel() else None,
+            "voxels": int(a[:, 0].numel()),
+            "note": "untrained weights (random init): margins are small; see docs/precision_parity.json for trained models",
+        }
+
     say("forward (eval, no_grad) and forward+backward (train) ...")
     fwd: dict[str, list[float]] = {k: [] for k in nets}
     # training runs the plain modules: measured once, on the plain entries
-    train: dict[str, list[float]] = {k: [] for k, e in nets.items() if not e["fast"] and e.get("trainable", True)}
+    train: dict[str, list[float]] = {k: [] for k, e in nets.items() if e.get("trainable", not e["fast"])}
     ref_times: dict[str, list[float]] = {"default": [], "channels_last_3d": []}
     conv = nn.Conv3d(64, 64, 3, padding=1).to(dev).eval()
     conv_cl = nn.Conv3d(64, 64, 3, padding=1).to(dev).eval().to(memory_format=torch.channels_last_3d)
     xr = torch.randn(1, 64, *(reference_size,) * 3, device=dev)
     xr_cl = xr.contiguous(memory_format=torch.channels_last_3d)
+    # the reference in every precision the run reports: bfloat16 weights and input (CPU only)
+    bf16_ref = dev.type == "cpu" and any(e.get("precision") == "bf16" for e in nets.values())
+    if bf16_ref:
+        ref_times["bf16_channels_last_3d"] = []
+        conv_bf = nn.Conv3d(64, 64, 3, padding=1).to(dev).eval().to(torch.bfloat16)
+        conv_bf = conv_bf.to(memory_format=torch.channels_last_3d)
+        xr_bf = xr_cl.to(torch.bfloat16)
     for round_ in range(repeats + 1):  # round 0 warms up (primitive caches, allocator)
         with torch.no_grad(), _autocast(dev, amp):
             t_def, t_cl = _timed(lambda: conv(xr), dev), _timed(lambda: conv_cl(xr_cl), dev)
+            t_bf = _timed(lambda: conv_bf(xr_bf), dev) if bf16_ref else None
         if round_:
             ref_times["default"].append(t_def)
             ref_times["channels_last_3d"].append(t_cl)
+            if bf16_ref:
+                ref_times["bf16_channels_last_3d"].append(t_bf)
         for name, e in nets.items():
             net = e["net"].eval()
             with torch.no_grad(), _autocast(dev, amp):
@@ -344,7 +417,8 @@ def _run_benchmark(
     ref_med = {k: statistics.median(v) for k, v in ref_times.items()}
     ref_best = min(ref_med, key=ref_med.get)
     reference = {
-        "definition": f"64->64 3x3x3 conv at {reference_size}^3, batch 1, best of default and channels_last_3d",
+        "definition": f"64->64 3x3x3 conv at {reference_size}^3, batch 1, best of default and channels_last_3d"
+        + (" in float32 and bfloat16 (weights and input)" if bf16_ref else ""),
         "gflop": ref_flop / 1e9,
         "seconds": ref_med,
         "gflops": {k: ref_flop / v / 1e9 for k, v in ref_med.items()},
@@ -398,8 +472,9 @@ def _run_benchmark(
         if isinstance(net, _OrtNet):
             r["forward_peak_mib"] = None  # ONNX Runtime allocates outside torch
             continue
-        if hasattr(net, "clear_fast_inference_cache"):
-            net.clear_fast_inference_cache()  # count the fast path's folded weights and work buffers too
+        inner = getattr(net, "network", net)
+        if hasattr(inner, "clear_fast_inference_cache"):
+            inner.clear_fast_inference_cache()  # count the fast path's folded weights and work buffers too
         with torch.no_grad(), _autocast(dev, amp):
             r["forward_peak_mib"] = peak_memory(lambda: net.eval()(x), dev)
         if name in train:
@@ -423,7 +498,13 @@ def _run_benchmark(
     return {
         "command": None,
         "versions": _versions(),
-        "device": {"type": dev.type, "name": _device_name(dev), "threads": torch.get_num_threads(), "amp": amp},
+        "device": {
+            "type": dev.type,
+            "name": _device_name(dev),
+            "threads": torch.get_num_threads(),
+            "amp": amp,
+            **(_cpu_record() if dev.type == "cpu" else {}),
+        },
         "settings": {
             "patch_size": list(patch),
             "batch_size": batch_size,
@@ -437,7 +518,9 @@ def _run_benchmark(
         "baseline": BASELINE,
         "sliding_window": sliding,
         "fast_path_check": check,
+        "bf16_check": bf16_check,
         "targets": _targets(results),
+        "precision_targets": _precision_targets(results) if dev.type == "cpu" else {},
     }
 
 
@@ -484,6 +567,49 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
         met = None if v is None else (v <= threshold if op == "<=" else v >= threshold)
         out[key] = {"description": text, "value": v, "threshold": threshold, "direction": op, "met": met}
     return out
+
+
+def _precision_targets(results: dict[str, Any]) -> dict[str, Any]:
+    def ratio(a: str, b: str, key: str) -> float | None:
+        if a in results and b in results and results[a].get(key) and results[b].get(key):
+            return results[a][key] / results[b][key]
+        return None
+
+    kind = "amx" if _precision.cpu_has_amx() else "avx512_bf16" if _precision.cpu_has_bf16() else "none"
+    values = {
+        "bf16_forward_speedup": ratio("attention_unet", "attention_unet_bf16", "forward_s"),
+        "bf16_train_speedup": ratio("attention_unet_plain", "attention_unet_bf16", "train_s"),
+        "fp32_layout_train_speedup": ratio("attention_unet_plain", "attention_unet_fp32_cl", "train_s"),
+    }
+    out = {}
+    for key, (text, thresholds) in PRECISION_TARGETS.items():
+        v, threshold = values[key], thresholds[kind]
+        met = None if v is None or threshold is None else v >= threshold
+        out[key] = {"description": text, "value": v, "threshold": threshold, "cpu_kind": kind, "met": met}
+    return out
+
+
+def _cpu_flags() -> list[str]:
+    """The vector/matrix extensions in ``/proc/cpuinfo``'s flags (AVX*, AMX, FMA, F16C), sorted."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = line.split(":", 1)[1].split()
+                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "sve", "bf16", "asimd")))
+    except OSError:
+        pass
+    return []
+
+
+def _cpu_record() -> dict[str, Any]:
+    """The CPU's model, flags and bfloat16 capability, for the JSON."""
+    return {
+        "cpu_flags": _cpu_flags(),
+        "cpu_capabilities": _precision.cpu_capabilities(),
+        "bf16_units": _precision.cpu_has_bf16(),
+        "amx": _precision.cpu_has_amx(),
+        "auto_precision": _precision.resolve_precision("auto", "cpu"),
+    }
 
 
 def _device_name(dev: torch.device) -> str:
@@ -558,12 +684,22 @@ def format_table(results: dict[str, Any]) -> str:
             f"\nfast path vs plain modules ({name}): max |diff| {c['max_abs_diff']:.1e}, "
             f"argmax mismatches {c['argmax_mismatches']} / {c['voxels']}"
         )
+    c = results.get("bf16_check") or {}
+    if c:
+        lines.append(
+            f"\nbf16 vs fp32 plain modules: max |diff| {c['max_abs_diff']:.2g} (max |logit| {c['max_abs_logit']:.2g}), "
+            f"argmax agreement {100 * c['argmax_agreement']:.3f} % of {c['voxels']} voxels (untrained weights)"
+        )
     lines += ["", "| target | value | threshold | met |", "|---|---|---|---|"]
     for t in results["targets"].values():
         lines.append(
             f"| {t['description']} | {_fmt(t['value'], '.3f')} | {t['direction']} {t['threshold']} "
             f"| {'-' if t['met'] is None else ('yes' if t['met'] else 'no')} |"
         )
+    for key, t in (results.get("precision_targets") or {}).items():
+        met = "-" if t["met"] is None else ("yes" if t["met"] else "no")
+        thr = "-" if t["threshold"] is None else f">= {t['threshold']}"
+        lines.append(f"| {t['description']} ({t['cpu_kind']}) | {_fmt(t['value'], '.2f')} | {thr} | {met} |")
     return "\n".join(lines)
 
 

@@ -8,7 +8,8 @@ import torch
 from monai_ag.bench import BASELINE, TARGETS, main
 from monai_ag.networks.nets import GridAttentionUNet
 
-NETWORKS = ("attention_unet", "attention_unet_plain", "no_gates", "no_gates_plain", BASELINE, "monai_unet")
+NETWORKS = ("attention_unet", "attention_unet_plain", "no_gates", "no_gates_plain", BASELINE, "monai_unet",
+            "attention_unet_bf16", "attention_unet_fp32_cl")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def test_quick_run_writes_every_measurement(quick_run):
     data = json.loads(path.read_text())
     assert set(data["networks"]) == set(NETWORKS)
     assert data["reference"]["reference_gflops"] > 0
-    assert data["reference"]["best_layout"] in ("default", "channels_last_3d")
+    assert data["reference"]["best_layout"] in ("default", "channels_last_3d", "bf16_channels_last_3d")
     assert not data["sliding_window"]["skipped"]
     for name, r in data["networks"].items():
         for key in ("params", "forward_gflop", "forward_s", "forward_gflops", "forward_peak_mib", "train_s",
@@ -43,6 +44,20 @@ def test_quick_run_writes_every_measurement(quick_run):
     assert all(t["value"] is not None and isinstance(t["met"], bool) for t in data["targets"].values())
     for check in data["fast_path_check"].values():
         assert check["max_abs_diff"] < 1e-4 and check["argmax_mismatches"] == 0
+    # both precisions side by side, the CPU's capability recorded, the reference the best of both
+    from monai_ag.bench import PRECISION_TARGETS
+    from monai_ag.utils.precision import cpu_has_bf16
+
+    device = data["device"]
+    assert device["bf16_units"] == cpu_has_bf16() and isinstance(device["cpu_flags"], list)
+    assert device["auto_precision"] in ("bf16", "fp32") and "cpu_capabilities" in device
+    ref = data["reference"]
+    assert set(ref["gflops"]) == {"default", "channels_last_3d", "bf16_channels_last_3d"}
+    assert ref["reference_gflops"] == pytest.approx(max(ref["gflops"].values()))
+    assert set(data["precision_targets"]) == set(PRECISION_TARGETS)
+    assert all(t["value"] > 0 for t in data["precision_targets"].values())
+    bf16 = data["bf16_check"]
+    assert bf16["max_abs_diff"] < 0.05 * bf16["max_abs_logit"] and bf16["argmax_agreement"] > 0.98
 
 
 def test_quick_run_prints_the_table(quick_run, capsys):
