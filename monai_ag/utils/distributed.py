@@ -127,19 +127,41 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shared_timestamp(fmt: str = "%Y%m%d-%H%M%S") -> str:
+_SHARED_STAMP: str | None = None
+
+
+def _launched_with_several_ranks() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def shared_timestamp(fmt: str = "%Y%m%d-%H%M%S", timeout: float = DEFAULT_TIMEOUT_S) -> str:
     """
-    Rank 0's current time formatted with ``fmt``, the same string on every rank (broadcast), so all
-    ranks agree on one run directory even when their clocks tick over a second apart.
+    Rank 0's current time formatted with ``fmt``, the same string on every rank (broadcast) and for the
+    whole process (it is computed once), so all ranks agree on one run directory even when their clocks
+    tick over a second apart or the config is evaluated twice.
+
+    Under ``torchrun`` the process group is needed for the broadcast: when the time stamp is asked for
+    before ``initialize`` (``--tracking mlflow`` makes MONAI evaluate ``output_dir`` while building the
+    workflow), the group is created here, with ``timeout``, and ``initialize`` then finds it in place.
+
+    Args:
+        fmt: ``datetime.strftime`` format.
+        timeout: process-group timeout in seconds if the group has to be created here.
 
     Example::
 
         # configs/multi_gpu_train.json
-        "run_dir": "$@bundle_root + '/runs/' + monai_ag.utils.distributed.shared_timestamp()"
+        "run_dir": "$@bundle_root + '/runs/' + monai_ag.utils.distributed.shared_timestamp(timeout=@dist_timeout)"
     """
+    global _SHARED_STAMP
+    if _SHARED_STAMP is not None:
+        return _SHARED_STAMP
+    if not _initialized() and _launched_with_several_ranks():
+        init_process_group(timeout=timeout)
     stamp = [datetime.datetime.now().strftime(fmt)]
     if get_world_size() > 1:
         dist.broadcast_object_list(stamp, src=0)
+        _SHARED_STAMP = str(stamp[0])
     return str(stamp[0])
 
 

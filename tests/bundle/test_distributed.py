@@ -4,6 +4,7 @@ tiny phantom data; recording handlers (``dist_probe.py``) are injected by config
 from __future__ import annotations
 
 import csv
+import importlib.util
 from collections import Counter
 import json
 import math
@@ -67,14 +68,14 @@ def _cli(overrides: dict) -> list[str]:
     return out
 
 
-def torchrun(root: Path, configs: list[str], timeout: float = 600, **overrides) -> subprocess.CompletedProcess:
+def torchrun(root: Path, configs: list[str], *args: str, timeout: float = 600, **overrides) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc_per_node=2 -m monai.bundle run`` in ``root``, one torch thread per rank."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     files = str([f"configs/{c}" for c in configs])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={RANKS}",
-           "-m", "monai.bundle", "run", "--config_file", files, "--logging_file", "configs/logging.conf", *_cli(overrides)]
+           "-m", "monai.bundle", "run", "--config_file", files, "--meta_file", "configs/metadata.json", "--logging_file", "configs/logging.conf", *args, *_cli(overrides)]
     return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -111,9 +112,11 @@ def dist_phantom(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory, dist_phantom):
-    """One two-rank training run with recorders: (bundle root, launcher output)."""
+    """One two-rank training run with recorders, tracked with MLflow when it is installed (MONAI's tracking
+    evaluates the run directory before ``initialize``): (bundle root, launcher output)."""
     root = new_bundle(tmp_path_factory.mktemp("ddp") / "bundle", {"probe.json": PROBE})
-    out = torchrun(root, [*TRAIN, "probe.json"], dataset_dir=str(dist_phantom), **TINY)
+    tracking = ["--tracking", "mlflow"] if importlib.util.find_spec("mlflow") else []
+    out = torchrun(root, [*TRAIN, "probe.json"], *tracking, dataset_dir=str(dist_phantom), **TINY)
     return root, ok(out)
 
 
@@ -163,7 +166,7 @@ def test_rank0_writes_model_checkpoint_and_logs_once(ddp_run, dist_phantom):
     assert not any(k.startswith("module.") for k in ckpt["network"])
     assert ckpt["trainer"]["iteration"] == TINY["max_epochs"] * math.ceil(N_TRAIN / RANKS)
     assert sorted(p.name for p in (root / "models").iterdir()) == ["checkpoint.pt", "model.pt"]
-    (run,) = (root / "runs").iterdir()  # one run_dir for both ranks
+    (run,) = (root / "runs").iterdir()  # one run_dir for both ranks (MLflow's copy of the executed config too)
     assert (run / "run.json").is_file()
     writers = {f.name.split(".")[-2] for f in run.glob("events.out.tfevents.*")}  # events.out.tfevents.<time>.<host>.<pid>.<n>
     assert len(writers) == 1, f"TensorBoard files from several processes: {sorted(run.iterdir())}"
