@@ -363,7 +363,8 @@ THRESHOLD_HU = 100.5  # between integer HU values: no voxel sits on it
 
 
 def _threshold_weights(root: Path) -> dict:
-    """A ThresholdNet checkpoint labelling voxels above THRESHOLD_HU as class 1, and the override using it."""
+    """A ThresholdNet checkpoint labelling voxels above THRESHOLD_HU as class 1, and the override using it
+    (``stand_ins`` must be importable: see the ``stand_ins_importable`` fixture)."""
     from stand_ins import ThresholdNet
 
     (root / "models").mkdir(exist_ok=True)
@@ -371,6 +372,13 @@ def _threshold_weights(root: Path) -> dict:
     torch.save(ThresholdNet(normalized).state_dict(), root / "models" / "threshold.pt")
     # built with threshold 0: the value comes from the checkpoint, as the bundle loads it
     return {"network_def": {"_target_": "stand_ins.ThresholdNet"}, "ckpt_path": str(root / "models" / "threshold.pt")}
+
+
+@pytest.fixture
+def stand_ins_importable(monkeypatch):
+    """``tests/bundle`` on ``sys.path`` for the bundle's ``_target_: stand_ins.ThresholdNet`` (other tests may
+    have reset ``sys.path`` since pytest put it there)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
 
 
 def _ras_spacing(affine: np.ndarray) -> list[float]:
@@ -411,13 +419,13 @@ def _non_ras_phantom(path: Path) -> Path:
     return path
 
 
-def test_labels_land_on_the_right_voxels_non_ras_synthetic(bundle_copy, tmp_path):
+def test_labels_land_on_the_right_voxels_non_ras_synthetic(bundle_copy, tmp_path, stand_ins_importable):
     source = _non_ras_phantom(tmp_path / "pil.nii.gz")
     assert _check_labels_land_on_the_right_voxels(bundle_copy, source, tmp_path / "out") == 5 * 4 * 9 + 4 * 4 * 3
 
 
 @pytest.mark.slow
-def test_labels_land_on_the_right_voxels_real_ct(bundle_copy, shared_data, tmp_path):
+def test_labels_land_on_the_right_voxels_real_ct(bundle_copy, shared_data, tmp_path, stand_ins_importable):
     """Real CT: the TotalSegmentator DICOM series (LPS in MONAI's RAS terms) and example_ct.nii.gz, as
     shipped (RAS: its ITK direction (-1, -1, 1) is LPS-flipped) and re-stored with permuted, flipped axes."""
     nifti = shared_data / "totalseg" / "example_ct.nii.gz"
