@@ -1,0 +1,129 @@
+"""Helpers for the MONAI Label tests: a bundle laid out as MONAI Label's ``monaibundle`` app wants
+it, phantom studies in MONAI Label's ``LocalDatastore`` layout, a synthetic DICOM series, and an
+engine handler that records the weights a training run starts from."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from monai.bundle import ConfigParser
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundle"
+MODEL_NAME = "attention_unet_abdominal_ct"  # no deepedit/deepgrow/detection/classification in it
+
+# A CPU-second profile for training rounds, written into the bundle copy's train.json (MONAI Label
+# reads the configs from the bundle folder; it overrides only data, epochs, device and handlers).
+TINY_TRAIN = {
+    "spacing": [8.0, 8.0, 8.0],
+    "patch_size": [32, 32, 24],
+    "batch_size": 2,
+    "num_samples": 1,
+    "val_interval": 1,
+    "cache_rate": 0.0,
+}
+TINY_CHANNELS = [4, 8, 16, 32, 64]
+
+
+def make_app_bundle(app: Path, tiny: bool = False) -> Path:
+    """Copy the bundle to ``<app>/model/<name>`` (MONAI Label's monaibundle layout) and return it.
+    ``tiny`` writes :data:`TINY_TRAIN` and a narrow network into the copy's train and inference
+    configs (the same overrides in both, so the trained weights fit the inference network)."""
+    root = app / "model" / MODEL_NAME
+    shutil.copytree(BUNDLE, root, ignore=shutil.ignore_patterns("models", "runs", "eval", "outputs", "data", "monailabel_train.json"))
+    if tiny:
+        for name in ("train.json", "inference.json"):
+            path = root / "configs" / name
+            config = json.loads(path.read_text())
+            config.update({k: v for k, v in TINY_TRAIN.items() if k in config})
+            config["network_def"]["channels"] = TINY_CHANNELS
+            path.write_text(json.dumps(config, indent=1))
+    return root
+
+
+def network_def(root: Path, config: str = "inference.json") -> torch.nn.Module:
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / config))
+    return parser.get_parsed_content("network_def")
+
+
+def write_random_weights(root: Path, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``models/model.pt`` with the inference network's freshly initialised weights (no pretrained
+    weights ship; MONAI Label skips a bundle without a model file)."""
+    torch.manual_seed(seed)
+    state = network_def(root).state_dict()
+    (root / "models").mkdir(exist_ok=True)
+    torch.save(state, root / "models" / "model.pt")
+    return state
+
+
+def make_local_datastore(phantom: Path, studies: Path) -> Path:
+    """Phantom cases as MONAI Label's ``LocalDatastore`` expects: images in ``studies/``, submitted
+    labels in ``studies/labels/final/`` under the same file names."""
+    (studies / "labels" / "final").mkdir(parents=True)
+    for image in sorted((phantom / "imagesTr").glob("*.nii.gz")):
+        shutil.copy(image, studies / image.name)
+        shutil.copy(phantom / "labelsTr" / image.name, studies / "labels" / "final" / image.name)
+    return studies
+
+
+def write_dicom_series(volume: np.ndarray, spacing: tuple[float, float, float], folder: Path) -> Path:
+    """Write an ``(x, y, z)`` int16 HU volume as a CT DICOM series (one file per slice, LPS
+    identity orientation, slice positions ``z * spacing[2]``) with pydicom."""
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True)
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    now = datetime.datetime(2024, 1, 1)
+    for k in range(volume.shape[2]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = FileDataset(str(folder / f"slice_{k:03d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.Modality, ds.PatientName, ds.PatientID = "CT", "Phantom^Synthetic", "phantom"
+        ds.StudyDate = ds.SeriesDate = now.strftime("%Y%m%d")
+        ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0.0, 0.0, float(k * spacing[2])]
+        ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]  # row spacing (y), column spacing (x)
+        ds.SliceThickness = float(spacing[2])
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+        ds.PixelData = np.ascontiguousarray(volume[:, :, k].T.astype(np.int16)).tobytes()  # rows = y
+        ds.save_as(folder / f"slice_{k:03d}.dcm", enforce_file_format=True)
+    return folder
+
+
+def load_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    img = nib.load(str(path))
+    return np.asarray(img.dataobj), img.affine
+
+
+class RecordStartWeights:
+    """Engine handler: when the trainer starts (after every handler attached before it, such as the
+    ``CheckpointLoader`` MONAI Label inserts first), save the network's state dict to ``path``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        net = engine.network
+        net = getattr(net, "module", net)  # DistributedDataParallel
+        torch.save({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}, self.path)

@@ -1,0 +1,107 @@
+"""MONAI Label 0.8.5's BundleTrainTask on this bundle, as the monaibundle app builds it, with
+MONAI Label's LocalDatastore: a first round writes models/model.pt and the next inference uses it;
+a second round fine-tunes from it; the multi-GPU path (torchrun, two CPU processes) trains too."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip(
+    "monailabel",
+    reason="MONAI Label is not installed here; tests/monailabel runs in the environment scripts/monailabel_env.sh makes (.ci/run)",
+)
+
+from monailabel.datastore.local import LocalDatastore  # noqa: E402
+from monailabel.tasks.infer.bundle import BundleInferTask  # noqa: E402
+from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
+
+
+@pytest.fixture
+def app(tmp_path, helpers, tiny_phantom):
+    """A tiny-profile bundle in a monaibundle app folder, a recorder of the weights each training
+    round starts from (appended to the copy's ``train#handlers``), and a LocalDatastore of
+    labelled phantom studies."""
+    root = helpers.make_app_bundle(tmp_path / "app", tiny=True)
+    config = json.loads((root / "configs" / "train.json").read_text())
+    config["train"]["handlers"].append({"_target_": "mlabel_helpers.RecordStartWeights", "path": str(tmp_path / "start.pt")})
+    (root / "configs" / "train.json").write_text(json.dumps(config, indent=1))
+    store = LocalDatastore(str(helpers.make_local_datastore(tiny_phantom, tmp_path / "studies")), extensions=("*.nii.gz",))
+    assert len(store.datalist()) == 4
+    return root, store, tmp_path / "start.pt"
+
+
+def train(root: Path, store, **request) -> None:
+    task = BundleTrainTask(str(root), conf={})
+    assert task.is_valid()
+    task({"model": root.name, "max_epochs": 1, "device": "cpu", "val_split": 0.25, "multi_gpu": False, **request}, store)
+
+
+def segment(root: Path, image: Path) -> np.ndarray:
+    label, _ = BundleInferTask(str(root), conf={})({"image": str(image), "device": "cpu"})
+    return np.asarray(nib.load(label).dataobj)
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def differs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+
+
+def test_train_rounds_then_infer(app, helpers, tiny_phantom):
+    root, store, start = app
+    model = root / "models" / "model.pt"
+    test_image = tiny_phantom / "imagesTs" / "phantom_004.nii.gz"
+    assert not model.exists() and not BundleInferTask(str(root), conf={}).is_valid()
+
+    # round 1: no model.pt, so nothing to fine-tune from; training writes models/model.pt
+    train(root, store)
+    assert model.exists(), "the first training round wrote no models/model.pt"
+    round1 = load_state(model)
+    assert round1.keys() == helpers.network_def(root).state_dict().keys()  # loads into the inference network
+    assert differs(load_state(start), round1), "round 1 did not change the weights"
+    seg1 = segment(root, test_image)
+
+    # round 2: model.pt exists, MONAI Label inserts a CheckpointLoader: training starts from round 1
+    train(root, store)
+    assert_same(load_state(start), round1)
+    round2 = load_state(model)
+    assert differs(round1, round2), "round 2 did not update models/model.pt"
+    seg2 = segment(root, test_image)
+    assert seg2.shape == seg1.shape == nib.load(str(test_image)).shape
+    assert not np.array_equal(seg1, seg2), "the inference after round 2 did not use the new model.pt"
+
+
+def test_multi_gpu_path_two_cpu_processes(app, helpers, monkeypatch, caplog, capfd):
+    """``force_multi_gpu`` with ``gpus "0,1"``: MONAI Label writes configs/monailabel_train.json and
+    launches ``torchrun --nproc_per_node=2 -m monai.bundle run`` with configs/multi_gpu_train.json
+    merged in; without CUDA both processes train on the CPU (gloo) and rank 0 writes model.pt."""
+    root, store, start = app
+    # MONAI Label runs "torchrun" from PATH: this environment's
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in [str(helpers.REPO), str(Path(helpers.__file__).parent), os.environ.get("PYTHONPATH")] if p))
+    round0 = helpers.write_random_weights(root, seed=1)  # fine-tuning in DDP: the loader must reach the wrapped module
+    with caplog.at_level(logging.INFO, logger="monailabel"):
+        train(root, store, force_multi_gpu=True, gpus="0,1", multi_gpu=True)
+    out = capfd.readouterr().out
+    assert "Return code: 0" in caplog.text, out[-3000:]  # MONAI Label only logs torchrun's exit status
+    assert (root / "configs" / "monailabel_train.json").exists()
+    assert "--nproc_per_node=2" in caplog.text
+    assert_same(load_state(start), round0)
+    assert differs(round0, load_state(root / "models" / "model.pt"))
