@@ -32,6 +32,11 @@ hash="$( { printf '%s\n' "$PINS"; cat "$checkout/setup.cfg"; } | sha256sum | cut
 venv="${1:-${MONAI_AG_CACHE:-$HOME/.cache/monai-ag}/venv-monailabel-0.8.5-$hash}"
 marker="$venv/.monai-ag-complete"
 
+mkdir -p "$(dirname "$venv")"
+# one creator at a time (two CI jobs on one machine share the cache)
+exec 9>"$venv.lock"
+flock 9 2>/dev/null || true
+
 if [[ -f "$marker" ]]; then
     echo "reusing $venv" >&2
     echo "$venv"
@@ -40,7 +45,6 @@ fi
 
 echo "creating $venv (a few minutes, several GB)" >&2
 rm -rf "$venv"
-mkdir -p "$(dirname "$venv")"
 python3 -m venv "$venv"
 pins_file="$venv/monai-ag-pins.txt"
 printf '%s\n' "$PINS" > "$pins_file"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 pytest.importorskip(
-    "monailabel",
+    "monailabel.tasks.infer.bundle",  # not just "monailabel": tests/monailabel itself is a namespace package of that name
     reason="MONAI Label is not installed here; tests/monailabel runs in the environment scripts/monailabel_env.sh makes (.ci/run)",
 )
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 pytest.importorskip(
-    "monailabel",
+    "monailabel.tasks.infer.bundle",  # not just "monailabel": tests/monailabel itself is a namespace package of that name
     reason="MONAI Label is not installed here; tests/monailabel runs in the environment scripts/monailabel_env.sh makes (.ci/run)",
 )
 
@@ -32,7 +32,8 @@ def app(tmp_path, helpers, tiny_phantom):
     labelled phantom studies."""
     root = helpers.make_app_bundle(tmp_path / "app", tiny=True)
     config = json.loads((root / "configs" / "train.json").read_text())
-    config["train"]["handlers"].append({"_target_": "mlabel_helpers.RecordStartWeights", "path": str(tmp_path / "start.pt")})
+    recorder = {"_target_": "mlabel_helpers.RecordStartWeights", "_disabled_": "@is_not_rank0", "path": str(tmp_path / "start.pt")}
+    config["train"]["handlers"].append(recorder)
     (root / "configs" / "train.json").write_text(json.dumps(config, indent=1))
     store = LocalDatastore(str(helpers.make_local_datastore(tiny_phantom, tmp_path / "studies")), extensions=("*.nii.gz",))
     assert len(store.datalist()) == 4
@@ -98,7 +99,8 @@ def test_multi_gpu_path_two_cpu_processes(app, helpers, monkeypatch, caplog, cap
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in [str(helpers.REPO), str(Path(helpers.__file__).parent), os.environ.get("PYTHONPATH")] if p))
     round0 = helpers.write_random_weights(root, seed=1)  # fine-tuning in DDP: the loader must reach the wrapped module
     with caplog.at_level(logging.INFO, logger="monailabel"):
-        train(root, store, force_multi_gpu=True, gpus="0,1", multi_gpu=True)
+        # two training and two validation cases: each of the two processes gets one of each
+        train(root, store, force_multi_gpu=True, gpus="0,1", multi_gpu=True, val_split=0.5)
     out = capfd.readouterr().out
     assert "Return code: 0" in caplog.text, out[-3000:]  # MONAI Label only logs torchrun's exit status
     assert (root / "configs" / "monailabel_train.json").exists()
