@@ -115,15 +115,16 @@ def load_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 class RecordStartWeights:
     """Engine handler: when the trainer starts (after every handler attached before it, such as the
-    ``CheckpointLoader`` MONAI Label inserts first), save the network's state dict to ``path``."""
+    ``CheckpointLoader`` MONAI Label inserts first), save ``network``'s state dict to ``path``.
+    ``network`` is the config's ``@network``, the module MONAI Label's loader loads into (the
+    trainer may run it inside a wrapper)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, network: torch.nn.Module, path: str) -> None:
+        self.network = getattr(network, "module", network)  # DistributedDataParallel
         self.path = path
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self)
 
     def __call__(self, engine: Engine) -> None:
-        net = engine.network
-        net = getattr(net, "module", net)  # DistributedDataParallel
-        torch.save({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}, self.path)
+        torch.save({k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}, self.path)

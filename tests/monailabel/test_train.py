@@ -32,7 +32,7 @@ def app(tmp_path, helpers, tiny_phantom):
     labelled phantom studies."""
     root = helpers.make_app_bundle(tmp_path / "app", tiny=True)
     config = json.loads((root / "configs" / "train.json").read_text())
-    recorder = {"_target_": "mlabel_helpers.RecordStartWeights", "_disabled_": "@is_not_rank0", "path": str(tmp_path / "start.pt")}
+    recorder = {"_target_": "mlabel_helpers.RecordStartWeights", "_disabled_": "@is_not_rank0", "network": "@network", "path": str(tmp_path / "start.pt")}
     config["train"]["handlers"].append(recorder)
     (root / "configs" / "train.json").write_text(json.dumps(config, indent=1))
     store = LocalDatastore(str(helpers.make_local_datastore(tiny_phantom, tmp_path / "studies")), extensions=("*.nii.gz",))
