@@ -44,8 +44,8 @@ def _finish_data_iterator(engine: Engine) -> None:
     if iterator is None or data is None or not hasattr(data, "__len__"):
         return
     try:
-        if engine.state.epoch_length != len(data):
-            return
+        if engine.state.epoch_length != len(data) or engine.state.iteration % engine.state.epoch_length:
+            return  # not a whole iterator, or stopped mid-epoch (terminate): nothing to finish
     except TypeError:
         return
     try:
