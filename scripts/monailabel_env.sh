@@ -5,7 +5,7 @@
 #
 # Usage: scripts/monailabel_env.sh [VENV_DIR]
 #   VENV_DIR defaults to ${MONAI_AG_CACHE:-$HOME/.cache/monai-ag}/venv-monailabel-0.8.5-<hash>,
-#   where <hash> is taken from the pins below and setup.cfg, so a change of either makes a new
+#   where <hash> is taken from the pins below and setup.cfg's install_requires, so a change of either makes a new
 #   environment. A complete environment (marker file written last) is reused as it is.
 #   The last line printed on stdout is the environment's directory.
 #
@@ -28,7 +28,9 @@ torchvision==0.29.1
 numpy==1.26.4
 pytest"
 
-hash="$( { printf '%s\n' "$PINS"; cat "$checkout/setup.cfg"; } | sha256sum | cut -c1-12)"
+# the key: the pins and this package's install_requires (not the rest of setup.cfg)
+requires="$(awk '/^install_requires *=/{on=1; next} on && /^[^ \t]/{on=0} on' "$checkout/setup.cfg")"
+hash="$( { printf '%s\n' "$PINS"; printf '%s\n' "$requires"; } | sha256sum | cut -c1-12)"
 venv="${1:-${MONAI_AG_CACHE:-$HOME/.cache/monai-ag}/venv-monailabel-0.8.5-$hash}"
 marker="$venv/.monai-ag-complete"
 
