@@ -10,39 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
 
 from monai_ag.networks.nets import GridAttentionUNet
 from monai_ag.utils.precision import PrecisionNetwork
 
-TINY = {
-    "spacing": [8.0, 8.0, 8.0],
-    "patch_size": [32, 32, 24],
-    "network_def#channels": [4, 8, 16, 32, 64],
-    "max_epochs": 2,
-    "val_interval": 1,
-    "batch_size": 2,
-    "num_samples": 1,
-}
+from bundle_testing import TINY, workflow as _workflow  # noqa: E402 (tests/bundle is on the path)
 
 
 def _untrained_weights(root: Path) -> None:
     (root / "models").mkdir(exist_ok=True)
     torch.save(GridAttentionUNet(3, 1, 5, channels=TINY["network_def#channels"]).state_dict(),
                root / "models" / "model.pt")
-
-
-def _workflow(root: Path, files: list[str], workflow_type: str, **overrides) -> ConfigWorkflow:
-    wf = ConfigWorkflow(
-        config_file=[str(root / "configs" / f) for f in files],
-        meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=str(root / "configs" / "logging.conf"),
-        workflow_type=workflow_type,
-        bundle_root=str(root),
-        **overrides,
-    )
-    wf.initialize()
-    return wf
 
 
 @pytest.mark.parametrize("files,engine", [(["train.json"], "train#trainer"), (["train.json"], "validate#evaluator"),

@@ -21,20 +21,14 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 
 from monai_ag.utils import distributed
 
+import bundle_testing  # noqa: E402 (tests/bundle is on the path)
+
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundle"
 HERE = Path(__file__).resolve().parent
 
-# a CPU-second profile; batch size 1 and one patch per case, so one iteration is one case
-TINY = {
-    "spacing": [8.0, 8.0, 8.0],
-    "patch_size": [32, 32, 24],
-    "network_def#channels": [4, 8, 16, 32, 64],
-    "max_epochs": 2,
-    "val_interval": 1,
-    "batch_size": 1,
-    "num_samples": 1,
-}
+# the tiny profile with batch size 1 and one patch per case, so one iteration is one case
+TINY = {**bundle_testing.TINY, "batch_size": 1}
 INFER = {k: TINY[k] for k in ("spacing", "patch_size", "network_def#channels")}
 N_TRAIN, N_VAL, N_TEST = 5, 3, 3  # odd training set, validation and test sets that do not split evenly over 2 ranks
 RANKS = 2
