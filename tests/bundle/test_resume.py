@@ -20,19 +20,12 @@ from monai.bundle import ConfigWorkflow
 
 from monai_ag.data import generate_phantom_dataset
 
-BUNDLE = Path(__file__).resolve().parents[2] / "bundle"
+from bundle_testing import BUNDLE, TINY, workflow  # noqa: E402 (tests/bundle is on the path)
+
 
 # the tiny CPU profile on four training cases, two a batch (an epoch has two iterations, and the shuffle has
 # many outcomes), validation after every epoch
-RESUME = {
-    "spacing": [8.0, 8.0, 8.0],
-    "patch_size": [32, 32, 24],
-    "network_def#channels": [4, 8, 16, 32, 64],
-    "max_epochs": 3,
-    "val_interval": 1,
-    "batch_size": 2,
-    "num_samples": 1,
-}
+RESUME = {**TINY, "max_epochs": 3}
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +46,7 @@ def _new_bundle(root: Path) -> Path:
 
 
 def _workflow(root: Path, data: Path, **overrides) -> ConfigWorkflow:
-    wf = ConfigWorkflow(
-        config_file=str(root / "configs" / "train.json"),
-        meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=str(root / "configs" / "logging.conf"),
-        workflow_type="train",
-        bundle_root=str(root),
-        dataset_dir=str(data),
-        **{**RESUME, **overrides},
-    )
-    wf.initialize()
-    return wf
+    return workflow(root, ["train.json"], "train", dataset_dir=str(data), **{**RESUME, **overrides})
 
 
 class Record:
