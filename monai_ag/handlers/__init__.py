@@ -3,5 +3,6 @@ from __future__ import annotations
 from .attention import AttentionImageHandler
 from .checkpoint import AtomicDiskSaver, KeyMetricCheckpointSaver, TrainingCheckpoint
 from .metrics import per_class_dice
+from .time_limit import TrainingTimeLimit
 
-__all__ = ["AtomicDiskSaver", "AttentionImageHandler", "KeyMetricCheckpointSaver", "TrainingCheckpoint", "per_class_dice"]
+__all__ = ["AtomicDiskSaver", "AttentionImageHandler", "KeyMetricCheckpointSaver", "TrainingCheckpoint", "TrainingTimeLimit", "per_class_dice"]

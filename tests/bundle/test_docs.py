@@ -10,6 +10,7 @@ BUNDLE = Path(__file__).resolve().parents[2] / "bundle"
 CONFIGS = BUNDLE / "configs"
 README = BUNDLE / "docs" / "README.md"
 LR_STEP_THIRD = "$max(1, @max_epochs // 3)"
+PROFILES = ((), ("profile_paper.json",), ("profile_realct.json",))  # the README table's columns, in order
 
 
 def _sci(x: float) -> str:
@@ -31,14 +32,21 @@ def _profile(*files: str) -> dict[str, str]:
     lr_step = get("lr_step")
     steps = parser.get_parsed_content("lr_step")
     third = " (a third of `max_epochs`)" if lr_step == LR_STEP_THIRD else ""
+    schedule = "constant" if steps >= get("max_epochs") else f"×{get('lr_scheduler#gamma'):g} every {steps} epochs{third}"
+    minutes = get("time_limit_minutes")
     return {
         "channels": f"{channels[0]}…{channels[-1]}",
         "spacing": (f"{spacing[0]:g} mm" if len(set(spacing)) == 1 else "×".join(f"{s:g}" for s in spacing) + " mm"),
         "patch (ROI)": "×".join(str(p) for p in patch),
         "batch": f"{get('batch_size')} volumes × {samples} class-balanced patch{'es' if samples > 1 else ''}",
         "optimizer": f"{name}, lr {_sci(get('learning_rate'))}, wd {_sci(opt['weight_decay'])}",
-        "lr schedule": f"×{get('lr_scheduler#gamma'):g} every {steps} epochs{third}",
+        "lr schedule": schedule,
         "epochs": f"{get('max_epochs')}, validation every {get('val_interval')}",
+        "training time limit": "none" if not minutes else f"{minutes:g} min, then a last validation",
+        "precision (CPU)": {"auto": "auto (bf16 where the CPU has it)"}.get(get("precision"), get("precision")),
+        "flips (left-right, front-back)": "yes" if get("flip_augmentation") else "no",
+        "blur, gamma, noise": "yes" if get("scanner_augmentation") else "no",
+        "class ratios (bg, liver, spleen, kidney, pancreas)": ":".join(str(r) for r in get("crop_ratios")),
         "sliding-window batch": str(get("sw_batch_size")),
     }
 
@@ -51,15 +59,15 @@ def _readme_table() -> dict[str, tuple[str, ...]]:
 
 
 def test_profile_table_matches_the_configs():
-    cpu, paper = _profile("train.json"), _profile("train.json", "profile_paper.json")
-    expected = {key: (cpu[key], paper[key]) for key in cpu}
-    rendered = "\n".join(f"| {key} | {a} | {b} |" for key, (a, b) in expected.items())
+    columns = [_profile("train.json", *profile) for profile in PROFILES]
+    expected = {key: tuple(c[key] for c in columns) for key in columns[0]}
+    rendered = "\n".join(f"| {key} | {' | '.join(cells)} |" for key, cells in expected.items())
     assert _readme_table() == expected, f"bundle/docs/README.md's profile table is out of date; the configs say:\n{rendered}"
 
 
 def test_inference_uses_the_training_geometry_and_network():
     """The table's spacing, patch and channels hold for inference too (inference.json repeats them)."""
-    for profile in ([], ["profile_paper.json"]):
+    for profile in PROFILES:
         train = ConfigParser(ConfigParser.load_config_files([str(CONFIGS / f) for f in ["train.json", *profile]]))
         infer = ConfigParser(ConfigParser.load_config_files([str(CONFIGS / f) for f in ["inference.json", *profile]]))
         for key in ("spacing", "patch_size", "network_def#channels", "network_def#strides", "hu_window", "num_classes"):

@@ -1,0 +1,48 @@
+"""The pure parts of the experiment scripts in ``scripts/`` (their full runs are documented commands)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_agreement_counts_differing_and_organ_voxels():
+    compare = _load("precision_agreement").compare
+    a = np.zeros((4, 4, 4), np.uint8)
+    a[:2] = 1  # 32 liver voxels
+    b = a.copy()
+    b[0, 0, :2] = 0  # 2 liver voxels lost
+    b[3, 3, 3] = 4  # 1 pancreas voxel added
+    r = compare(a, b)
+    assert r["voxels"] == 64 and r["differing_voxels"] == 3
+    assert r["agreement"] == pytest.approx(61 / 64)
+    assert r["organ_voxels"] == 33 and r["organ_agreement"] == pytest.approx(30 / 33)
+    assert r["dice_between_runs"]["liver"] == pytest.approx(2 * 30 / 62)
+    assert r["dice_between_runs"]["pancreas"] == 0.0 and r["dice_between_runs"]["spleen"] is None
+
+
+def test_fold_holds_out_one_case_for_validation_and_test(tmp_path):
+    side = _load("realct_side_by_side")
+    data = tmp_path / "dataset"
+    data.mkdir()
+    items = [{"image": f"imagesTr/{c}.nii.gz", "label": f"labelsTr/{c}.nii.gz", "case_id": c, "annotated": [1]} for c in "abc"]
+    (data / "dataset.json").write_text(json.dumps({"training": items[:2], "validation": items[2:], "labels": {"0": "background"}}))
+    fold = json.loads((side.write_fold(data, "a", tmp_path) / "dataset.json").read_text())
+    assert [i["case_id"] for i in fold["training"]] == ["b", "c"]
+    assert fold["validation"] == fold["test"] and [i["case_id"] for i in fold["test"]] == ["a"]
+    assert fold["test"][0]["image"] == str(data / "imagesTr/a.nii.gz") and fold["test"][0]["annotated"] == [1]
+    with pytest.raises(SystemExit, match="no case 'z'"):
+        side.write_fold(data, "z", tmp_path)
