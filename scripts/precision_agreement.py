@@ -28,6 +28,7 @@ import torch
 from monai.transforms import LoadImage
 
 from monai_ag.data.classes import ORGAN_NAMES
+from monai_ag.utils.fileio import refuse_overwrite
 from monai_ag.utils.precision import cpu_capabilities
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_list_key", default="test", help="the dataset.json list to run on (default test)")
     parser.add_argument("--config_file", nargs="*", default=[], help="extra configs after inference.json (a profile)")
     parser.add_argument("--output", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = parser.parse_args(argv)
+    refuse_overwrite(args.output, args.overwrite, option="--overwrite")
 
     bundle_root = args.bundle_root.resolve()
     configs = ["configs/inference.json"] + args.config_file

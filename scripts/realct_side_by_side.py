@@ -22,7 +22,10 @@ What it does:
    batch and patches) as the Attention U-Net's timed run managed;
 5. evaluates each ``models/model.pt`` on the validation case with ``evaluate.json`` (fp32 inference,
    the per-organ Dice, HD95 and the rest of ``summary.json``) and writes ``--output/side_by_side.json``
-   (every run: fold, network, budget, wall minutes, epochs, steps, metrics, the CPU) and prints a table.
+   (every run: fold, network, budget, wall minutes, epochs, steps, metrics, the CPU).
+
+``--set ID JSON`` overrides a config id in every run (an ablation of the profile, e.g.
+``--set flip_augmentation true --name flips``).
 
 The fold's validation case is the only held-out data: with three real cases this is a smoke test of
 generalisation, not a benchmark (see ``docs/results.md``).
@@ -43,6 +46,7 @@ from pathlib import Path
 import torch
 
 from monai_ag.data.classes import ORGAN_NAMES
+from monai_ag.utils.fileio import refuse_overwrite
 from monai_ag.utils.precision import cpu_capabilities
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,17 +120,22 @@ def write_fold(dataset: Path, case: str, work: Path) -> Path:
     return fold
 
 
-def train_and_evaluate(name: str, fold: Path, run_dir: Path, minutes: float | None, epochs: int | None) -> dict:
-    """One training of network ``name`` on ``fold`` and its evaluation on the validation case."""
+def train_and_evaluate(
+    name: str, fold: Path, run_dir: Path, minutes: float | None, epochs: int | None, settings: dict | None = None
+) -> dict:
+    """One training of network ``name`` on ``fold`` (``settings``: config ids to override, e.g. an ablation) and
+    its evaluation on the validation case."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
     shutil.copytree(BUNDLE, run_dir, ignore=shutil.ignore_patterns("models", "runs", "eval", "data"))
     configs = ["configs/train.json", PROFILE]
     eval_configs = ["configs/inference.json", "configs/evaluate.json", PROFILE]
     if NETWORKS[name] is not None:
-        (run_dir / "configs" / "network.json").write_text(json.dumps({"network_def": NETWORKS[name]}, indent=2))
-        configs.append("configs/network.json")
-        eval_configs.append("configs/network.json")
+        settings = {**(settings or {}), "network_def": NETWORKS[name]}
+    if settings:
+        (run_dir / "configs" / "settings.json").write_text(json.dumps(settings, indent=2))
+        configs.append("configs/settings.json")
+        eval_configs.append("configs/settings.json")
     overrides = ["--dataset_dir", str(fold), "--val_interval", "100000"]
     if minutes:
         overrides += ["--time_limit_minutes", str(minutes)]
@@ -162,20 +171,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", nargs="+", default=["ircad01", "example_ct"], help="validation case of each fold")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--equal_steps", action="store_true", help="also train the MONAI networks for the Attention U-Net's epochs")
+    parser.add_argument("--set", nargs=2, action="append", default=[], metavar=("ID", "JSON"),
+                        help="override a config id for every run (an ablation), e.g. --set flip_augmentation true")
     parser.add_argument("--output", type=Path, required=True, help="folder for side_by_side.json")
+    parser.add_argument("--name", default="side_by_side", help="the JSON's and the runs' name (default side_by_side)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output/<name>.json")
     args = parser.parse_args(argv)
 
     args.work.mkdir(parents=True, exist_ok=True)
     args.output.mkdir(parents=True, exist_ok=True)
-    out_file = args.output / "side_by_side.json"
-    record = {"command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])), "cpu": _cpu(), "runs": []}
+    out_file = args.output / f"{args.name}.json"
+    refuse_overwrite(out_file, args.overwrite, option="--overwrite")
+    settings = {key: json.loads(value) for key, value in args.set}
+    record = {
+        "command": " ".join(["scripts/realct_side_by_side.py"] + (argv if argv is not None else sys.argv[1:])),
+        "profile": PROFILE, "settings": settings, "cpu": _cpu(), "runs": [],
+    }
     dataset = import_cases(args.data, args.work)
     for case in args.folds:
         fold = write_fold(dataset, case, args.work)
         ours_epochs = None
         for name in args.networks:
             print(f"[{case}] {name}: {args.minutes:g} min of training ...", flush=True)
-            run = train_and_evaluate(name, fold, args.work / "runs" / case / f"{name}_time", args.minutes, None)
+            run = train_and_evaluate(name, fold, args.work / args.name / case / f"{name}_time", args.minutes, None, settings)
             run.update(fold=case, comparison="equal time")
             record["runs"].append(run)
             out_file.write_text(json.dumps(record, indent=2))
@@ -187,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
                 if name == "GridAttentionUNet":
                     continue
                 print(f"[{case}] {name}: {ours_epochs} epochs (the Attention U-Net's) ...", flush=True)
-                run = train_and_evaluate(name, fold, args.work / "runs" / case / f"{name}_steps", None, ours_epochs)
+                run = train_and_evaluate(name, fold, args.work / args.name / case / f"{name}_steps", None, ours_epochs, settings)
                 run.update(fold=case, comparison="equal steps")
                 record["runs"].append(run)
                 out_file.write_text(json.dumps(record, indent=2))
