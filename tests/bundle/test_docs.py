@@ -46,6 +46,7 @@ def _profile(*files: str) -> dict[str, str]:
         "precision (CPU)": {"auto": "auto (bf16 where the CPU has it)"}.get(get("precision"), get("precision")),
         "flips (left-right, front-back)": "yes" if get("flip_augmentation") else "no",
         "blur, gamma, noise": "yes" if get("scanner_augmentation") else "no",
+        "organ-wise intensity shift (contrast phases)": "yes" if get("contrast_phase_augmentation") else "no",
         "class ratios (bg, liver, spleen, kidney, pancreas)": ":".join(str(r) for r in get("crop_ratios")),
         "sliding-window batch": str(get("sw_batch_size")),
     }

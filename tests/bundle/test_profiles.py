@@ -34,7 +34,7 @@ def test_default_augmentation_is_unchanged():
 def test_realct_profile_drops_flips_and_adds_scanner_augmentation():
     assert _augmentation("profile_realct.json") == [
         "ClassesToIndicesd", "RandCropByLabelClassesd", "RandAffined", "RandScaleIntensityd", "RandShiftIntensityd",
-        "RandGaussianSmoothd", "RandAdjustContrastd", "RandGaussianNoised", "AnnotatedClassesd",
+        "RandOrganIntensityShiftd", "RandGaussianSmoothd", "RandAdjustContrastd", "RandGaussianNoised", "AnnotatedClassesd",
     ]
 
 
