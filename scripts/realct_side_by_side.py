@@ -163,20 +163,44 @@ def _organ_values(summary: dict, metric: str) -> dict:
     return {o: summary["classes"][o]["metrics"][metric]["mean"] for o in ORGAN_NAMES.values() if o in summary["classes"]}
 
 
+def _cell(value: float | None, digits: int) -> str:
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def markdown_table(record: dict) -> str:
+    """The runs of a ``side_by_side.json`` as a Markdown table: Dice and HD95 (mm) per organ, steps and minutes."""
+    organs = list(ORGAN_NAMES.values())
+    head = ["fold (validation case)", "network", "comparison", "epochs / steps", "training min"]
+    head += [f"{o} Dice" for o in organs] + [f"{o} HD95" for o in organs]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in record["runs"]:
+        dice, hd95 = _organ_values(run["summary"], "dice"), _organ_values(run["summary"], "hd95_mm")
+        row = [run["fold"], run["network"], run["comparison"], f"{run['epochs']} / {run['steps']}", f"{run['wall_minutes_training_run']:.1f}"]
+        row += [_cell(dice.get(o), 3) for o in organs] + [_cell(hd95.get(o), 1) for o in organs]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared data folder")
-    parser.add_argument("--work", type=Path, required=True, help="folder for the imported cases, runs and evaluations")
+    parser.add_argument("--work", type=Path, help="folder for the imported cases, runs and evaluations")
+    parser.add_argument("--report", type=Path, help="only print the Markdown table of an existing side_by_side.json")
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per run (default 10)")
     parser.add_argument("--folds", nargs="+", default=["ircad01", "example_ct"], help="validation case of each fold")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--equal_steps", action="store_true", help="also train the MONAI networks for the Attention U-Net's epochs")
     parser.add_argument("--set", nargs=2, action="append", default=[], metavar=("ID", "JSON"),
                         help="override a config id for every run (an ablation), e.g. --set flip_augmentation true")
-    parser.add_argument("--output", type=Path, required=True, help="folder for side_by_side.json")
+    parser.add_argument("--output", type=Path, help="folder for side_by_side.json")
     parser.add_argument("--name", default="side_by_side", help="the JSON's and the runs' name (default side_by_side)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output/<name>.json")
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown_table(json.loads(args.report.read_text())))
+        return
+    if args.work is None or args.output is None:
+        parser.error("--work and --output are required (unless --report)")
 
     args.work.mkdir(parents=True, exist_ok=True)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -210,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                 record["runs"].append(run)
                 out_file.write_text(json.dumps(record, indent=2))
                 print(f"  {run['wall_minutes_training_run']:.1f} min; Dice {_organ_values(run['summary'], 'dice')}", flush=True)
+    print(markdown_table(record))
     print(f"wrote {out_file}")
 
 

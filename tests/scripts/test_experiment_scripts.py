@@ -46,3 +46,22 @@ def test_fold_holds_out_one_case_for_validation_and_test(tmp_path):
     assert fold["test"][0]["image"] == str(data / "imagesTr/a.nii.gz") and fold["test"][0]["annotated"] == [1]
     with pytest.raises(SystemExit, match="no case 'z'"):
         side.write_fold(data, "z", tmp_path)
+
+
+def test_side_by_side_table_lists_every_run_with_dice_and_hd95():
+    side = _load("realct_side_by_side")
+
+    def summary(dice):
+        return {"classes": {o: {"metrics": {"dice": {"mean": d}, "hd95_mm": {"mean": None if d is None else 10 * d}}}
+                            for o, d in zip(["liver", "spleen", "kidney", "pancreas"], dice)}}
+
+    record = {"runs": [
+        {"fold": "ircad01", "network": "GridAttentionUNet", "comparison": "equal time", "epochs": 100, "steps": 200,
+         "wall_minutes_training_run": 10.42, "summary": summary([0.9, 0.8, 0.7, None])},
+        {"fold": "ircad01", "network": "UNet", "comparison": "equal steps", "epochs": 100, "steps": 200,
+         "wall_minutes_training_run": 4.0, "summary": summary([0.5, 0.0, 0.25, None])},
+    ]}
+    lines = side.markdown_table(record).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| fold (validation case) | network |")
+    assert lines[2] == "| ircad01 | GridAttentionUNet | equal time | 100 / 200 | 10.4 | 0.900 | 0.800 | 0.700 | n/a | 9.0 | 8.0 | 7.0 | n/a |"
+    assert lines[3].split(" | ")[5:9] == ["0.500", "0.000", "0.250", "n/a"]
