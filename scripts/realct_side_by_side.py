@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", nargs="+", default=["ircad01", "example_ct"], help="validation case of each fold")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--equal_steps", action="store_true", help="also train the MONAI networks for the Attention U-Net's epochs")
+    parser.add_argument("--equal_steps_epochs", type=int, help="with --equal_steps: this many epochs (e.g. from an earlier run's JSON) instead of the Attention U-Net's in this run")
     parser.add_argument("--set", nargs=2, action="append", default=[], metavar=("ID", "JSON"),
                         help="override a config id for every run (an ablation), e.g. --set flip_augmentation true")
     parser.add_argument("--output", type=Path, help="folder for side_by_side.json")
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {run['epochs']} epochs, {run['steps']} steps; Dice {_organ_values(run['summary'], 'dice')}", flush=True)
             if name == "GridAttentionUNet":
                 ours_epochs = run["epochs"]
+        ours_epochs = args.equal_steps_epochs or ours_epochs
         if args.equal_steps and ours_epochs:
             for name in args.networks:
                 if name == "GridAttentionUNet":
