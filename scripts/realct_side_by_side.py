@@ -136,11 +136,12 @@ def train_and_evaluate(
         (run_dir / "configs" / "settings.json").write_text(json.dumps(settings, indent=2))
         configs.append("configs/settings.json")
         eval_configs.append("configs/settings.json")
-    overrides = ["--dataset_dir", str(fold), "--val_interval", "100000"]
+    # one validation, of the final weights: at the time limit, or at the last epoch
     if minutes:
-        overrides += ["--time_limit_minutes", str(minutes)]
+        overrides = ["--time_limit_minutes", str(minutes), "--val_interval", "100000"]
     else:
-        overrides += ["--time_limit_minutes", "None", "--max_epochs", str(epochs), "--val_interval", str(epochs)]
+        overrides = ["--time_limit_minutes", "None", "--max_epochs", str(epochs), "--val_interval", str(epochs)]
+    overrides += ["--dataset_dir", str(fold)]
     bundle_run = [sys.executable, "-m", "monai.bundle", "run", "--config_file"]
     wall = _run(bundle_run + [str(configs)] + overrides, run_dir / "train.log", run_dir)
     trainer = torch.load(run_dir / "models" / "checkpoint.pt", weights_only=False, map_location="cpu")["trainer"]
