@@ -10,6 +10,7 @@ Every helper also works in a single process (no ``torchrun``): rank 0 of a world
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import os
 from collections.abc import Sequence
@@ -116,9 +117,16 @@ def init_process_group(
 
 
 def destroy_process_group() -> None:
-    """Destroy the default process group if there is one (the configs' ``finalize``)."""
+    """
+    Destroy the default process group if there is one (the configs' ``finalize``), after a barrier:
+    rank 0 finishes later than the others (it alone writes checkpoints and tracking), and a rank
+    that tore down its gloo connections and exited while a peer still used them was seen to abort
+    at exit (SIGABRT, "terminate called without an active exception"), failing a finished run.
+    """
     if _initialized():
+        dist.barrier()
         dist.destroy_process_group()
+    gc.collect()  # release what still refers to the group (communication work, buffers) while Python is alive
 
 
 def barrier() -> None:

@@ -67,6 +67,7 @@ def torchrun(root: Path, configs: list[str], *args: str, timeout: float = 600, *
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a rank that aborts prints where each of its threads was
     files = str([f"configs/{c}" for c in configs])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={RANKS}",
            "-m", "monai.bundle", "run", "--config_file", files, "--meta_file", "configs/metadata.json", "--logging_file", "configs/logging.conf", *args, *_cli(overrides)]
@@ -307,6 +308,29 @@ def test_helpers_in_a_single_process():
     assert distributed.check_cases_per_rank([1]) == [1]
     distributed.barrier()
     distributed.destroy_process_group()
+
+
+def _destroy_after(rank: int, init_file: str, out_dir: str, delay_s: float) -> None:
+    import time
+
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    time.sleep(delay_s if rank == 0 else 0.0)
+    arrived = time.time()
+    distributed.destroy_process_group()
+    Path(out_dir, f"rank{rank}.json").write_text(json.dumps({"arrived": arrived, "left": time.time()}))
+
+
+def test_destroy_process_group_lets_ranks_leave_together(tmp_path):
+    """A rank leaves only when every rank is done (rank 0 writes last): no rank tears its connections down
+    while a peer still works."""
+    import torch.multiprocessing as mp
+
+    delay = 1.5
+    mp.spawn(_destroy_after, args=(str(tmp_path / "init"), str(tmp_path), delay), nprocs=2, join=True)
+    times = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert times[1]["left"] >= times[0]["arrived"]  # rank 1 waited for rank 0
+    assert times[1]["left"] - times[1]["arrived"] > delay / 2
+    assert not distributed._initialized()
 
 
 @pytest.mark.parametrize("world", [2, 3])
