@@ -1,4 +1,5 @@
-"""Stop a training at an epoch boundary once a wall-clock budget is spent, validating the final weights."""
+"""How a training ends: at an epoch boundary once a wall-clock budget is spent, or at its last epoch, and
+always with its final weights validated."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ logger = logging.getLogger(__name__)
 class TrainingTimeLimit:
     """
     Ends a training at the first epoch end after ``minutes`` of training in this process, and runs
-    ``validator`` on the final weights unless the epoch was just validated. A budget counted in
+    ``validator`` on the final weights unless the epoch was just validated. With
+    ``validate_last_epoch`` (the default) it also validates the last epoch of a training that runs to
+    ``max_epochs`` without a budget: with ``max_epochs`` not a multiple of ``val_interval`` (a short
+    MONAI Label round: 5 epochs, validation every 10) the final weights would otherwise never be
+    validated, and no ``model.pt`` written. A budget counted in
     wall-clock time makes runs of different networks comparable on the same machine ("what does
     each reach in 10 CPU-minutes") where a step count would favour the slower one.
 
@@ -36,26 +41,31 @@ class TrainingTimeLimit:
     resumed run gets a new budget.
 
     Args:
-        minutes: the training budget; ``None`` or ``0``: no limit (the handler does nothing).
+        minutes: the training budget; ``None`` or ``0``: no limit.
         validator: the evaluator whose ``run(epoch)`` validates (``validate#evaluator``), optional.
+        validate_last_epoch: validate the weights of epoch ``max_epochs`` unless that epoch was just
+            validated (needs ``validator``).
 
     Example::
 
         TrainingTimeLimit(minutes=10, validator=evaluator).attach(trainer)
     """
 
-    def __init__(self, minutes: float | None = None, validator: Engine | None = None) -> None:
+    def __init__(
+        self, minutes: float | None = None, validator: Engine | None = None, validate_last_epoch: bool = True
+    ) -> None:
         if minutes is not None and not minutes >= 0:
             raise ValueError(f"TrainingTimeLimit: minutes must be None or >= 0, got {minutes!r}.")
         self.minutes = minutes
         self.validator = validator
+        self.validate_last_epoch = bool(validate_last_epoch)
         self._start: float | None = None
 
     def attach(self, engine: Engine) -> None:
-        if not self.minutes:
-            return
-        engine.add_event_handler(Events.STARTED, self._started)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+        if self.minutes:
+            engine.add_event_handler(Events.STARTED, self._started)
+        if self.minutes or (self.validate_last_epoch and self.validator is not None):
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def _started(self, engine: Engine) -> None:
         self._start = time.perf_counter()
@@ -64,15 +74,19 @@ class TrainingTimeLimit:
         """Minutes since the trainer started (0 before it did)."""
         return 0.0 if self._start is None else (time.perf_counter() - self._start) / 60.0
 
-    def __call__(self, engine: Engine) -> None:
-        elapsed = self.elapsed_minutes()
-        if self.minutes is None or elapsed < self.minutes:
-            return
-        epoch = engine.state.epoch
-        logger.info(
-            f"Training time limit of {self.minutes:g} min reached after {elapsed:.1f} min: "
-            f"stopping after epoch {epoch} (iteration {engine.state.iteration})."
-        )
+    def _validate(self, epoch: int) -> None:
         if self.validator is not None and getattr(self.validator.state, "epoch", None) != epoch:
             self.validator.run(epoch)
-        engine.terminate()
+
+    def __call__(self, engine: Engine) -> None:
+        epoch = engine.state.epoch
+        elapsed = self.elapsed_minutes()
+        if self.minutes and elapsed >= self.minutes:
+            logger.info(
+                f"Training time limit of {self.minutes:g} min reached after {elapsed:.1f} min: "
+                f"stopping after epoch {epoch} (iteration {engine.state.iteration})."
+            )
+            self._validate(epoch)
+            engine.terminate()
+        elif self.validate_last_epoch and epoch == engine.state.max_epochs:
+            self._validate(epoch)

@@ -72,12 +72,34 @@ def test_an_epoch_already_validated_is_not_validated_again(clock):
 
 
 @pytest.mark.parametrize("minutes", [None, 0])
-def test_no_budget_does_nothing(clock, minutes):
+def test_no_budget_runs_every_epoch_and_validates_the_last(clock, minutes):
+    """A short round (5 epochs, validation every 10) still ends with its final weights validated."""
     trainer = _trainer(clock)
     validator = _Validator()
     TrainingTimeLimit(minutes=minutes, validator=validator).attach(trainer)
     trainer.run(range(2), max_epochs=5)
-    assert trainer.state.epoch == 5 and validator.runs == []
+    assert trainer.state.epoch == 5 and validator.runs == [5]
+
+
+def test_last_epoch_already_validated_is_not_validated_again(clock):
+    trainer = _trainer(clock)
+    validator = _Validator()
+
+    @trainer.on(Events.EPOCH_COMPLETED(every=2))
+    def _validation_handler(engine):  # val_interval 2, max_epochs 4: the last epoch is a validation epoch
+        validator.run(engine.state.epoch)
+
+    TrainingTimeLimit(validator=validator).attach(trainer)
+    trainer.run(range(2), max_epochs=4)
+    assert validator.runs == [2, 4]
+
+
+def test_last_epoch_validation_can_be_switched_off(clock):
+    trainer = _trainer(clock)
+    validator = _Validator()
+    TrainingTimeLimit(validator=validator, validate_last_epoch=False).attach(trainer)
+    trainer.run(range(2), max_epochs=3)
+    assert trainer.state.epoch == 3 and validator.runs == []
 
 
 def test_negative_budget_is_refused():

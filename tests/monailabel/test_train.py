@@ -107,3 +107,15 @@ def test_multi_gpu_path_two_cpu_processes(app, helpers, monkeypatch, caplog, cap
     assert "--nproc_per_node=2" in caplog.text
     assert_same(load_state(start), round0)
     assert differs(round0, load_state(root / "models" / "model.pt"))
+
+
+def test_short_round_still_writes_a_model(app):
+    """A round shorter than the validation interval (2 epochs, validation every 10) ends with its final
+    weights validated (``TrainingTimeLimit``'s last-epoch validation), so MONAI Label gets a model.pt."""
+    root, store, _ = app
+    path = root / "configs" / "train.json"
+    config = json.loads(path.read_text())
+    config["val_interval"] = 10
+    path.write_text(json.dumps(config, indent=1))
+    train(root, store, max_epochs=2)
+    assert (root / "models" / "model.pt").exists(), "a 2-epoch round wrote no models/model.pt"
