@@ -23,10 +23,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_writes", "final_name", "refuse_overwrite", "temporary_path"]
+__all__ = ["atomic_write", "atomic_writes", "final_name", "refuse_overwrite", "remove_stale_temporaries", "temporary_path"]
 
 #: ``.partial-<pid>-<12 hex digits>-<final name>``: the name :func:`temporary_path` gives.
-_TEMPORARY_RE = re.compile(r"^\.partial-\d+-[0-9a-f]{12}-(?P<name>.+)$")
+_TEMPORARY_RE = re.compile(r"^\.partial-(?P<pid>\d+)-[0-9a-f]{12}-(?P<name>.+)$")
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
@@ -64,13 +64,48 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """
+    Remove the temporary files of :func:`temporary_path` for ``path`` whose writer process no longer
+    exists on this machine: what a write killed before its rename (SIGKILL, power loss) left behind.
+    A live writer's file is kept. Called after every successful :func:`atomic_write`.
+
+    Returns:
+        the removed files.
+
+    Example::
+
+        remove_stale_temporaries("models/checkpoint.pt")  # drops models/.partial-<dead pid>-...-checkpoint.pt
+    """
+    final = Path(path)
+    removed = []
+    for candidate in final.parent.glob(f".partial-*-{final.name}"):
+        match = _TEMPORARY_RE.match(candidate.name)
+        if match is None or match.group("name") != final.name or _process_exists(int(match.group("pid"))):
+            continue
+        candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     """
     Context manager giving a temporary path to write ``path``'s new content to; on a clean exit the
     temporary file is flushed to disk and renamed over ``path`` in one step (``os.replace``), so an
     interrupted write leaves the previous file (or none), never a truncated one. On an exception the
-    temporary file is removed. The parent directory is created if needed. The temporary file is created
+    temporary file is removed; a write killed outright leaves its temporary file, which the next
+    successful write of ``path`` removes (:func:`remove_stale_temporaries`). The parent directory is created if needed. The temporary file is created
     by the writer, so it gets the usual permissions (umask), and it is a hidden sibling of ``path`` (see
     :func:`temporary_path`), on the same file system, so the rename is atomic.
 
@@ -99,6 +134,7 @@ def atomic_write(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
         if fsync:
             _fsync(tmp)
         os.replace(tmp, final)
+        remove_stale_temporaries(final)
     finally:
         tmp.unlink(missing_ok=True)
 

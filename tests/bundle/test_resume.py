@@ -215,6 +215,7 @@ def test_resume_after_sigkill_during_checkpoint_write_is_exact(reference, phanto
     resumed = _run(root, phantom, resume=True)
     _assert_restored_from(resumed, ckpt, epoch=1)
     _assert_same_end(resumed, reference, from_epoch=1)
+    assert not list((root / "models").glob(".partial-*")), "the killed write's temporary file was left behind"
 
 
 @pytest.mark.slow

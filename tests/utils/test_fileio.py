@@ -84,3 +84,24 @@ def test_refuse_overwrite(tmp_path):
     assert refuse_overwrite(path, "true") == str(path)
     with pytest.raises(ValueError, match="overwrite must be true or false, got 'perhaps'"):
         refuse_overwrite(path, "perhaps")
+
+
+def test_next_write_removes_what_a_killed_writer_left(tmp_path):
+    """A write killed before its rename leaves its temporary file; the next successful write of the same
+    file removes it, but keeps a live writer's file and other files' temporaries."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # exited, so no process has this pid (unless reused at once)
+    target = tmp_path / "checkpoint.pt"
+    stale = tmp_path / f".partial-{dead_pid}-0123456789ab-checkpoint.pt"
+    live = tmp_path / f".partial-{os.getpid()}-0123456789ab-checkpoint.pt"
+    other = tmp_path / f".partial-{dead_pid}-0123456789ab-model.pt"
+    for f in (stale, live, other):
+        f.write_text("half written")
+    with atomic_write(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert not stale.exists() and live.exists() and other.exists()
+    assert fileio.remove_stale_temporaries(tmp_path / "model.pt") == [other] and not other.exists()
