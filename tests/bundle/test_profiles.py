@@ -13,10 +13,11 @@ from monai_ag.data import generate_phantom_dataset
 from monai_ag.handlers import TrainingTimeLimit
 
 CONFIGS = BUNDLE / "configs"
-PAPER_RECIPE = [  # the default (phantom) augmentation: the authors' flips, rotation, zoom and intensity changes
+PAPER_RECIPE = [  # the paper profile's augmentation: the authors' flips, rotation, zoom and intensity changes
     "ClassesToIndicesd", "RandCropByLabelClassesd", "RandFlipd", "RandFlipd", "RandAffined",
     "RandScaleIntensityd", "RandShiftIntensityd", "AnnotatedClassesd",
 ]
+DEFAULT_RECIPE = [t for t in PAPER_RECIPE if t != "RandFlipd"]  # the CPU default: no flips (docs/results.md)
 
 
 def _augmentation(*profiles: str, **overrides) -> list[str]:
@@ -25,10 +26,12 @@ def _augmentation(*profiles: str, **overrides) -> list[str]:
     return [type(t).__name__ for t in parser.get_parsed_content("train#augmentation")]
 
 
-def test_default_augmentation_is_unchanged():
-    """Switched-off steps leave the list (``_disabled_``), so the phantom's random stream stays the same."""
-    assert _augmentation() == PAPER_RECIPE
+def test_default_and_paper_augmentation():
+    """Switched-off steps leave the list (``_disabled_``): the default drops the flips, the paper profile
+    keeps the authors' recipe."""
+    assert _augmentation() == DEFAULT_RECIPE
     assert _augmentation("profile_paper.json") == PAPER_RECIPE
+    assert _augmentation(flip_augmentation=True) == PAPER_RECIPE
 
 
 def test_realct_profile_drops_flips_and_adds_scanner_augmentation():
