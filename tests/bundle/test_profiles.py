@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
-from bundle_testing import BUNDLE, TINY, workflow
+from bundle_testing import BUNDLE, TINY, raises, workflow
 from monai.bundle import ConfigParser
 
 from monai_ag.data import generate_phantom_dataset
@@ -76,3 +77,44 @@ def test_time_limited_training_stops_at_an_epoch_end_with_a_last_validation(tmp_
     assert evaluator.state.epoch == 1  # the last validation ran, on the final weights
     assert "val_mean_dice" in evaluator.state.metrics
     assert (root / "models" / "model.pt").is_file() and (root / "models" / "checkpoint.pt").is_file()
+
+
+def _tiny_bundle(tmp_path: Path) -> tuple[Path, Path]:
+    data = tmp_path / "phantom"
+    generate_phantom_dataset(data, num_cases=3, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=0)
+    root = tmp_path / "bundle"
+    shutil.copytree(CONFIGS, root / "configs")
+    return root, data
+
+
+def test_pretrained_weights_start_the_training(tmp_path):
+    """``--pretrained_weights model.pt`` loads a plain state dict (another run's ``model.pt``) before the
+    first step: with a zero learning rate the saved weights are the loaded ones."""
+    import torch
+
+    root, data = _tiny_bundle(tmp_path)
+    parser = ConfigParser(ConfigParser.load_config_file(str(CONFIGS / "train.json")))
+    parser.update({"bundle_root": str(root), **TINY})
+    torch.manual_seed(123)
+    start = parser.get_parsed_content("network_def").state_dict()
+    torch.save(start, tmp_path / "start.pt")
+    params = [k for k, _ in parser.get_parsed_content("network_def").named_parameters()]  # not BN running statistics
+
+    def train(**overrides) -> dict:
+        shutil.rmtree(root / "models", ignore_errors=True)
+        wf = workflow(root, ["train.json"], "train", dataset_dir=str(data),
+                      **{**TINY, "max_epochs": 1, "val_interval": 1, "learning_rate": 0.0}, **overrides)
+        wf.run()
+        return torch.load(root / "models" / "model.pt", weights_only=True)
+
+    loaded = train(pretrained_weights=str(tmp_path / "start.pt"))
+    assert all(torch.equal(loaded[k], start[k]) for k in params)
+    fresh = train()  # the bundle's own seeded initialisation
+    assert not any(torch.equal(fresh[k], start[k]) for k in params if start[k].dim() > 1)  # randomly initialised kernels
+
+
+def test_missing_pretrained_weights_name_the_file(tmp_path):
+    root, data = _tiny_bundle(tmp_path)
+    missing = tmp_path / "nowhere" / "model.pt"
+    wf = workflow(root, ["train.json"], "train", dataset_dir=str(data), **TINY, pretrained_weights=str(missing))
+    raises(FileNotFoundError, re.escape(str(missing)), wf.run)
