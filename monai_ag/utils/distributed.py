@@ -126,7 +126,7 @@ def destroy_process_group() -> None:
     if _initialized():
         dist.barrier()
         dist.destroy_process_group()
-    gc.collect()  # release what still refers to the group (communication work, buffers) while Python is alive
+        gc.collect()  # release what still refers to the group (communication work, buffers) while Python is alive
 
 
 def barrier() -> None:

@@ -60,11 +60,16 @@ def test_time_limit_handler_sits_between_validation_and_checkpoint():
     assert handlers.index("monai_ag.handlers.TrainingTimeLimit") < handlers.index("monai_ag.handlers.TrainingCheckpoint")
 
 
-def test_time_limited_training_stops_at_an_epoch_end_with_a_last_validation(tmp_path):
+def _tiny_bundle(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "phantom"
     generate_phantom_dataset(data, num_cases=3, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=0)
     root = tmp_path / "bundle"
     shutil.copytree(CONFIGS, root / "configs")
+    return root, data
+
+
+def test_time_limited_training_stops_at_an_epoch_end_with_a_last_validation(tmp_path):
+    root, data = _tiny_bundle(tmp_path)
     # a budget every epoch exceeds; validation scheduled far later
     wf = workflow(root, ["train.json"], "train", dataset_dir=str(data), **{**TINY, "max_epochs": 50, "val_interval": 40},
                   time_limit_minutes=1e-6)
@@ -77,14 +82,6 @@ def test_time_limited_training_stops_at_an_epoch_end_with_a_last_validation(tmp_
     assert evaluator.state.epoch == 1  # the last validation ran, on the final weights
     assert "val_mean_dice" in evaluator.state.metrics
     assert (root / "models" / "model.pt").is_file() and (root / "models" / "checkpoint.pt").is_file()
-
-
-def _tiny_bundle(tmp_path: Path) -> tuple[Path, Path]:
-    data = tmp_path / "phantom"
-    generate_phantom_dataset(data, num_cases=3, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=0)
-    root = tmp_path / "bundle"
-    shutil.copytree(CONFIGS, root / "configs")
-    return root, data
 
 
 def test_pretrained_weights_start_the_training(tmp_path):
