@@ -24,6 +24,9 @@ def probe(spatial_dims: int, dtype: torch.dtype = torch.float32) -> float:
     every gated level, deep supervision, odd input size, batch-norm statistics away from their
     initial values, work buffers forced on) and return the largest difference of their outputs,
     relative to the largest plain output (at least 1). Leaves torch's random state as it was.
+    Runs in ``dtype`` whatever autocast the caller has on: the first eval-mode call of a network
+    often happens under bf16 autocast (``precision="bf16"``), and a float32 probe run there would
+    compare two bfloat16 computations against a float32 tolerance and turn the path off.
 
     Example::
 
@@ -33,7 +36,8 @@ def probe(spatial_dims: int, dtype: torch.dtype = torch.float32) -> float:
     from monai_ag.networks.nets.grid_attention_unet import GridAttentionUNet
 
     size = (13, 11, 9)[:spatial_dims]
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    no_autocast = torch.autocast("cpu", enabled=False)
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), no_autocast:
         torch.manual_seed(20180411)
         net = GridAttentionUNet(spatial_dims, 2, 3, channels=(4, 8, 16), strides=(2, 2), fast_inference=False)
         for m in net.modules():

@@ -161,3 +161,29 @@ def test_import_monai_ag_does_not_load_the_fast_path():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
+
+
+def test_first_call_under_bf16_autocast_keeps_the_fast_path():
+    # the once-per-process decision must not be taken under the caller's autocast: a float32 probe run in
+    # bfloat16 differs by ~1e-2 and would turn the path off for the whole process (a fresh process, so the
+    # decision has not been cached by another test)
+    code = (
+        "import logging, torch\n"
+        "from monai_ag import GridAttentionUNet\n"
+        "from monai_ag.networks.fast import FoldedGridAttentionUNet, fast_path_available\n"
+        "from monai_ag.utils.precision import with_precision\n"
+        "calls = []\n"
+        "original = FoldedGridAttentionUNet.__call__\n"
+        "def counting(self, x):\n"
+        "    calls.append((x.shape[1], torch.is_autocast_enabled('cpu')))\n"
+        "    return original(self, x)\n"
+        "FoldedGridAttentionUNet.__call__ = counting\n"
+        "net = GridAttentionUNet(3, 1, 3, channels=(4, 8, 16), strides=(2, 2)).eval()\n"
+        "with torch.no_grad():\n"
+        "    with_precision(net, 'bf16', 'cpu')(torch.rand(1, 1, 16, 16, 16))\n"
+        "assert (1, True) in calls, f'the folded bf16 path was not called: {calls}'\n"
+        "assert fast_path_available(3, torch.float32)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "fast inference path is off" not in run.stderr
