@@ -52,6 +52,9 @@ def _bundle(config: Path, weights: Path, root: Path) -> Path:
     shutil.copy(config, root / "configs" / "inference.json")
     (root / "models").mkdir()
     shutil.copy(weights, root / "models" / "model.pt")
+    record = weights.with_name(weights.stem + ".recipe.json")  # the model's recipe, when it has one
+    if record.is_file():
+        shutil.copy(record, root / "models" / "model.recipe.json")
     return root
 
 

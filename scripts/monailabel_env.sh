@@ -21,11 +21,18 @@ checkout="$(cd "$(dirname "$0")/.." && pwd)"
 # build they were made for (torchvision 0.28/0.29 from PyPI do not load with a CPU-only torch
 # 2.13.0+cpu: "operator torchvision::nms does not exist"), so torch is the PyPI build that goes
 # with torchvision 0.29.1, as MONAI Label's own resolution picks it.
+# pydicom<3: MONAI Label 0.8.5 asks for pydicom>=2.4.4 and pydicom-seg>=0.4.1, and pip picks pydicom 3,
+# but pydicom-seg 0.4.1 imports pydicom._storage_sopclass_uids, gone in pydicom 3: the server dies at
+# start-up ("monailabel start_server"; the task objects alone do not import it). Downgrading pydicom
+# afterwards breaks dicomweb-client 0.61 (it needs pydicom 3), so the cap goes into the one resolution,
+# where pip then picks the dicomweb-client and pynetdicom releases that work with pydicom 2 (seen:
+# pydicom 2.4.5, dicomweb-client 0.60.1, pynetdicom 2.1.1; the server starts and serves /info/).
 PINS="monailabel==0.8.5
 monai==1.6.1
 torch==2.14.1
 torchvision==0.29.1
 numpy==1.26.4
+pydicom<3
 pytest"
 
 # the key: the pins and this package's install_requires (not the rest of setup.cfg)

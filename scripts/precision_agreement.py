@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundle_root", type=Path, required=True, help="bundle folder with models/model.pt")
     parser.add_argument("--dataset_dir", type=Path, required=True, help="dataset folder (dataset.json)")
     parser.add_argument("--data_list_key", default="test", help="the dataset.json list to run on (default test)")
-    parser.add_argument("--config_file", nargs="*", default=[], help="extra configs after inference.json (a profile)")
+    parser.add_argument("--config_file", nargs="*", default=[], help="extra configs after inference.json (not a training profile: the model's recipe record gives its settings)")
     parser.add_argument("--output", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = parser.parse_args(argv)

@@ -1,5 +1,5 @@
 """Train the bundle's real-CT recipe on the shared real cases, with the Attention U-Net and with MONAI's
-``UNet`` and ``AttentionUnet`` swapped in through ``network_def`` only, at equal wall-clock time and at equal
+``UNet`` and ``AttentionUnet`` swapped in through ``network_spec`` only, at equal wall-clock time and at equal
 steps, one fold per validation case, and report each run's validation Dice and HD95 per organ.
 
 Run from the repository root (everything the runs write goes under ``--work``; only ``--output`` is
@@ -15,12 +15,13 @@ What it does:
 2. for each fold (``--folds``: the validation case; the others train), writes a ``dataset.json`` whose
    ``validation`` and ``test`` lists hold that case;
 3. trains each network with ``configs/train.json`` + ``configs/profile_realct.json`` (+ a file that
-   overrides ``network_def``) for ``--minutes`` of training (``time_limit_minutes``), validating once, on
+   sets ``network_spec``) for ``--minutes`` of training (``time_limit_minutes``), validating once, on
    the final weights (``val_interval`` larger than any run, so no checkpoint is picked on the
    validation case);
 4. with ``--equal_steps``, trains the MONAI networks again for as many epochs (= steps: same data,
    batch and patches) as the Attention U-Net's timed run managed;
-5. evaluates each ``models/model.pt`` on the validation case with ``evaluate.json`` (fp32 inference,
+5. evaluates each ``models/model.pt`` on the validation case with ``evaluate.json`` and no profile (the
+   model's recipe record gives spacing, window and network; fp32 inference,
    the per-organ Dice, HD95 and the rest of ``summary.json``) and writes ``--output/side_by_side.json``
    (every run: fold, network, budget, wall minutes, epochs, steps, metrics, the CPU).
 
@@ -56,13 +57,15 @@ PROFILE = "configs/profile_realct.json"
 # the same width and depth for every network: only the architecture differs
 CHANNELS = [8, 16, 32, 64, 128]
 NETWORKS = {
-    "GridAttentionUNet": None,  # the profile's own network_def (monai_ag.GridAttentionUNet, deep supervision)
+    "GridAttentionUNet": None,  # the bundle's own network (monai_ag.GridAttentionUNet, deep supervision)
+    # a network_spec: the class and its arguments (out_channels follows the classes); the model's recipe record
+    # carries it to inference
     "UNet": {
-        "_target_": "UNet", "spatial_dims": 3, "in_channels": 1, "out_channels": "@num_classes",
+        "_target_": "monai.networks.nets.UNet", "_mode_": "callable", "spatial_dims": 3, "in_channels": 1,
         "channels": CHANNELS, "strides": [2, 2, 2, 2], "num_res_units": 2, "norm": "batch",
     },
     "AttentionUnet": {
-        "_target_": "AttentionUnet", "spatial_dims": 3, "in_channels": 1, "out_channels": "@num_classes",
+        "_target_": "monai.networks.nets.AttentionUnet", "_mode_": "callable", "spatial_dims": 3, "in_channels": 1,
         "channels": CHANNELS, "strides": [2, 2, 2, 2],
     },
 }
@@ -129,13 +132,12 @@ def train_and_evaluate(
         shutil.rmtree(run_dir)
     shutil.copytree(BUNDLE, run_dir, ignore=shutil.ignore_patterns("models", "runs", "eval", "data"))
     configs = ["configs/train.json", PROFILE]
-    eval_configs = ["configs/inference.json", "configs/evaluate.json", PROFILE]
+    eval_configs = ["configs/inference.json", "configs/evaluate.json"]  # the model's recipe record says the rest
     if NETWORKS[name] is not None:
-        settings = {**(settings or {}), "network_def": NETWORKS[name]}
+        settings = {**(settings or {}), "network_spec": NETWORKS[name]}
     if settings:
         (run_dir / "configs" / "settings.json").write_text(json.dumps(settings, indent=2))
         configs.append("configs/settings.json")
-        eval_configs.append("configs/settings.json")
     # one validation, of the final weights: at the time limit, or at the last epoch
     if minutes:
         overrides = ["--time_limit_minutes", str(minutes), "--val_interval", "100000"]
@@ -150,7 +152,7 @@ def train_and_evaluate(
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
     return {
         "network": name,
-        "network_def": NETWORKS[name] or "profile_realct.json (monai_ag.GridAttentionUNet)",
+        "network_def": NETWORKS[name] or "monai_ag.GridAttentionUNet (the bundle's)",
         "budget_minutes": minutes,
         "wall_minutes_training_run": round(wall, 2),
         "epochs": trainer["iteration"] // trainer["epoch_length"],

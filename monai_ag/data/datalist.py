@@ -24,6 +24,7 @@ An ``image`` may be a NIfTI file or a DICOM series directory (read with ITK); la
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,8 @@ __all__ = [
     "split_datalist",
     "train_val_datalists",
 ]
+
+logger = logging.getLogger(__name__)
 
 _DICOM_MAGIC = b"DICM"
 _DICOM_MAGIC_OFFSET = 128  # a DICOM Part 10 file has a 128-byte preamble, then "DICM"
@@ -385,21 +388,24 @@ def split_datalist(
 
     The number of validation cases is ``round(len(items) * val_fraction)`` clamped to ``[1, len(items) - 1]``,
     so that any datalist of two or more cases gives a non-empty training and validation list. The cases are
-    chosen by a shuffle seeded with ``seed``; both lists keep the input order.
+    chosen by a shuffle seeded with ``seed``; both lists keep the input order. ``val_fraction`` 0 trains on
+    every case: all items, and an empty validation list (nnU-Net's "all" fold).
 
     Args:
-        items: the datalist to split (at least 2 items); the items are copied (shallowly), not shared.
-        val_fraction: the fraction of the items to use for validation, in ``(0, 1)``.
+        items: the datalist to split (at least 2 items unless ``val_fraction`` is 0); the items are copied
+            (shallowly), not shared.
+        val_fraction: the fraction of the items to use for validation, in ``[0, 1)``.
         seed: the seed of the shuffle.
 
     Returns:
         The training list and the validation list.
 
     Raises:
-        ValueError: when ``items`` has fewer than 2 items or ``val_fraction`` is not in ``(0, 1)``.
+        ValueError: when ``val_fraction`` is not in ``[0, 1)``, or is not 0 and ``items`` has fewer than 2 items.
     """
-    if not 0.0 < float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
+    _check_val_fraction(val_fraction)
+    if float(val_fraction) == 0.0:
+        return [dict(item) for item in items], []
     n = len(items)
     if n < 2:
         raise ValueError(
@@ -434,7 +440,8 @@ def train_val_datalists(
 
     Args:
         dataset_dir: the folder holding ``dataset_json``.
-        val_fraction: the validation fraction used when ``dataset.json`` has no validation list.
+        val_fraction: the validation fraction used when ``dataset.json`` has no validation list; 0: no
+            validation, every training case is trained on (a ``"validation"`` list is still honoured).
         seed: the seed of that split.
         num_classes: when given (and ``check``), labels must hold integers in ``[0, num_classes)``.
         check: whether to check the images and labels with :py:func:`check_datalist`.
@@ -448,8 +455,7 @@ def train_val_datalists(
         FileNotFoundError: see :py:func:`load_datalist`.
         ValueError: see :py:func:`load_datalist` and :py:func:`split_datalist`.
     """
-    if not 0.0 < float(val_fraction) < 1.0:  # fail on a bad argument before reading any file
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
+    _check_val_fraction(val_fraction)  # fail on a bad argument before reading any file
     train = load_datalist(
         dataset_dir, "training", dataset_json, check=check, num_classes=num_classes, allow_reoriented=allow_reoriented
     )
@@ -460,7 +466,25 @@ def train_val_datalists(
             allow_reoriented=allow_reoriented,
         )
         return train, val
-    return split_datalist(train, val_fraction=val_fraction, seed=seed)
+    train, val = split_datalist(train, val_fraction=val_fraction, seed=seed)
+    if val and len(train) + len(val) < FEW_CASES:
+        logger.warning(
+            "the automatic split (val_fraction %g, seed %d) sets aside %d of %d cases for validation: %s. They are "
+            "never trained on. With this few cases, choose the recipe by cross-validation, then train the final "
+            "model on all of them with --val_fraction 0 (or list the validation cases in dataset.json).",
+            float(val_fraction), seed, len(val), len(train) + len(val),
+            ", ".join(os.path.basename(str(item["image"])) for item in val),
+        )
+    return train, val
+
+
+#: below this many training cases, the automatic split's cost (cases never trained on) is logged
+FEW_CASES = 5
+
+
+def _check_val_fraction(val_fraction: float) -> None:
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1) (0: train on every case, no validation), got {val_fraction}.")
 
 
 def inference_datalist(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -15,10 +15,13 @@ from ignite.handlers import Checkpoint
 from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointSaver
 
-from monai_ag.utils.bundle import as_bool
+from monai_ag.utils.config import as_bool
 from monai_ag.utils.distributed import get_rank, get_world_size, is_main_process
 from monai_ag.utils.fileio import atomic_write
 from monai_ag.utils.random_state import get_random_states, set_random_states
+
+if TYPE_CHECKING:
+    from monai_ag.bundle.recipe import ModelRecipe
 
 __all__ = ["AtomicDiskSaver", "KeyMetricCheckpointSaver", "TrainingCheckpoint"]
 
@@ -69,15 +72,23 @@ class AtomicDiskSaver(BaseSaveHandler):
     Args:
         dirname: the directory the files go to.
         filename: a fixed file name that replaces ignite's generated one (MONAI's ``key_metric_filename``).
+        after_write: called with the path of each file once it is in place (on the main process), e.g. to
+            write a file that describes it.
 
     Example::
 
         Checkpoint({"model": net}, AtomicDiskSaver("models", "model.pt"), score_function=..., n_saved=1)
     """
 
-    def __init__(self, dirname: str | os.PathLike, filename: str | None = None) -> None:
+    def __init__(
+        self,
+        dirname: str | os.PathLike,
+        filename: str | None = None,
+        after_write: Callable[[Path], Any] | None = None,
+    ) -> None:
         self.dirname = Path(dirname)
         self.filename = filename
+        self.after_write = after_write
         self._to_remove: list[str] = []
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
@@ -86,6 +97,8 @@ class AtomicDiskSaver(BaseSaveHandler):
         name = self.filename or filename
         with atomic_write(self.dirname / name) as tmp:
             torch.save(checkpoint, tmp)
+        if self.after_write is not None:
+            self.after_write(self.dirname / name)
         for old in self._to_remove:
             if old != name:
                 (self.dirname / old).unlink(missing_ok=True)
@@ -99,24 +112,48 @@ class AtomicDiskSaver(BaseSaveHandler):
 class KeyMetricCheckpointSaver(CheckpointSaver):
     """
     :py:class:`monai.handlers.CheckpointSaver` whose files are written atomically (:py:class:`AtomicDiskSaver`:
-    a kill during a write leaves the previous ``model.pt``, never a truncated or missing one) and whose
+    a kill during a write leaves the previous ``model.pt``, never a truncated or missing one), whose
     best-key-metric tracking can itself be checkpointed (``state_dict``/``load_state_dict``), so a resumed
     run keeps comparing against the best score so far and cannot overwrite a better ``model.pt`` with a
-    worse one. ``model.pt`` stays a plain state dict (``key_metric_save_state`` is not needed).
+    worse one, and which writes the model's recipe record beside each file it saves
+    (:py:meth:`monai_ag.bundle.ModelRecipe.write`). ``model.pt`` stays a plain state dict
+    (``key_metric_save_state`` is not needed).
+
+    With ``save_final`` (a training without validation: ``model.pt`` is the final weights) the final file is
+    written when the run completes, a time limit's stop included, but not when it fails: MONAI's saver also
+    writes it on an exception, which would leave the weights of a broken run looking like a finished model.
 
     Args:
         args, kwargs: the arguments of :py:class:`monai.handlers.CheckpointSaver`.
+        recipe: the :py:class:`monai_ag.bundle.ModelRecipe` to write beside every file saved, or ``None``.
 
     Example::
 
         KeyMetricCheckpointSaver("models", {"model": net}, save_key_metric=True, key_metric_filename="model.pt")
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, recipe: ModelRecipe | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.recipe = recipe
+        self._engine: Engine | None = None
+        after_write = None if recipe is None else self._write_recipe
         for saver in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if saver is not None:
-                saver.save_handler = AtomicDiskSaver(self.save_dir, getattr(saver.save_handler, "filename", None))
+                saver.save_handler = AtomicDiskSaver(
+                    self.save_dir, getattr(saver.save_handler, "filename", None), after_write=after_write
+                )
+
+    def attach(self, engine: Engine) -> None:
+        self._engine = engine
+        super().attach(engine)
+
+    def _write_recipe(self, path: Path) -> None:
+        # an evaluator's epoch is the trainer's epoch it validated (ValidationHandler runs it with that epoch)
+        epoch = None if self._engine is None else int(self._engine.state.epoch)
+        self.recipe.write(path, epoch=epoch)  # type: ignore[union-attr]
+
+    def exception_raised(self, engine: Engine, e: Exception) -> None:
+        raise e
 
     def state_dict(self) -> dict:
         return {} if self._key_metric_checkpoint is None else self._key_metric_checkpoint.state_dict()

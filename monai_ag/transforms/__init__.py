@@ -4,7 +4,7 @@ from .attention import AttentionMapsd
 from .intensity import RandOrganIntensityShiftd
 from .io import SafeSaveImage, SafeSaveImaged
 from .partial import AnnotatedClassesd
-from .post import restore_background
+from .post import ORGAN_COMPONENTS, KeepOrganComponentsd, keep_organ_components, restore_background
 from .spatial import MetaSafeSpacingd
 
-__all__ = ["AnnotatedClassesd", "AttentionMapsd", "MetaSafeSpacingd", "RandOrganIntensityShiftd", "SafeSaveImage", "SafeSaveImaged", "restore_background"]
+__all__ = ["ORGAN_COMPONENTS", "AnnotatedClassesd", "KeepOrganComponentsd", "AttentionMapsd", "MetaSafeSpacingd", "RandOrganIntensityShiftd", "SafeSaveImage", "SafeSaveImaged", "keep_organ_components", "restore_background"]

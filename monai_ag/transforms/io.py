@@ -12,7 +12,7 @@ from monai.data import MetaTensor
 from monai.transforms import SaveImage, SaveImaged
 from monai.utils import MetaKeys
 
-from monai_ag.utils.bundle import as_bool
+from monai_ag.utils.config import as_bool
 from monai_ag.utils.fileio import atomic_write, refuse_overwrite
 
 __all__ = ["SafeSaveImage", "SafeSaveImaged"]

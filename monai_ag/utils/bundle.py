@@ -10,30 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monai_ag.utils.config import as_bool, require_file  # re-exported: the configs call them here
 from monai_ag.utils.fileio import atomic_write, refuse_overwrite  # refuse_overwrite re-exported: the configs call monai_ag.utils.bundle.refuse_overwrite
 
 __all__ = ["as_bool", "check_bundle", "evaluate_predictions", "refuse_overwrite", "require_file", "save_run_config"]
 
 logger = logging.getLogger(__name__)
-
-
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0", "")
-
-
-def as_bool(value: Any, name: str = "flag") -> bool:
-    """
-    A config flag as a bool. ``python -m monai.bundle run --flag false`` passes the *string*
-    ``"false"``, which Python treats as true; this reads ``true/false/yes/no/on/off/1/0`` (any case)
-    and real bools, and rejects anything else with a message naming the flag.
-    """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ValueError(f"{name} must be true or false, got {value!r}.")
 
 
 def check_bundle(bundle_root: str | os.PathLike) -> str:
@@ -58,13 +40,6 @@ def check_bundle(bundle_root: str | os.PathLike) -> str:
             "directory or pass --bundle_root <path to bundle>."
         )
     return str(root)
-
-
-def require_file(path: str | os.PathLike, what: str, hint: str = "") -> str:
-    """Raise ``FileNotFoundError`` naming ``path`` and what it should hold when it is not a file."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{what} not found: {path}. {hint}".strip())
-    return str(path)
 
 
 #: options of ``monai.bundle.scripts.run`` that are not config overrides

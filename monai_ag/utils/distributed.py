@@ -173,7 +173,9 @@ def shared_timestamp(fmt: str = "%Y%m%d-%H%M%S", timeout: float = DEFAULT_TIMEOU
     return str(stamp[0])
 
 
-def check_cases_per_rank(data: Sequence[Any], what: str = "validation", config_id: str = "") -> Sequence[Any]:
+def check_cases_per_rank(
+    data: Sequence[Any], what: str = "validation", config_id: str = "", allow_empty: bool = False
+) -> Sequence[Any]:
     """
     Stop with a clear message when ``data`` has fewer cases than there are ranks: distributed
     validation and evaluation give each rank its own cases without padding duplicates (every case
@@ -183,6 +185,7 @@ def check_cases_per_rank(data: Sequence[Any], what: str = "validation", config_i
         data: the datalist (or dataset) to be split between the ranks.
         what: what it is, for the message ("validation", "evaluation").
         config_id: the config id it comes from, for the message.
+        allow_empty: no cases at all is fine (a training without validation).
 
     Returns:
         ``data`` unchanged.
@@ -192,7 +195,7 @@ def check_cases_per_rank(data: Sequence[Any], what: str = "validation", config_i
         "initialize": ["...", "$monai_ag.utils.distributed.check_cases_per_rank(@validate#dataset#data, 'validation', 'validate#dataset#data')"]
     """
     n, world = len(data), get_world_size()
-    if n < world:
+    if n < world and not (allow_empty and n == 0):
         # MONAI's config parser rewrites the id separator "#" as "::" inside expressions: show the form users type
         where = f" ({config_id.replace('::', '#')})" if config_id else ""
         raise ValueError(

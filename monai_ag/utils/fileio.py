@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from monai_ag.utils.config import as_bool
+
 __all__ = ["atomic_write", "atomic_writes", "final_name", "refuse_overwrite", "remove_stale_temporaries", "temporary_path"]
 
 #: ``.partial-<pid>-<12 hex digits>-<final name>``: the name :func:`temporary_path` gives.
@@ -183,8 +185,6 @@ def refuse_overwrite(path: str | os.PathLike, overwrite: bool = False, option: s
 
         refuse_overwrite("eval/metrics.csv", "false")  # raises when eval/metrics.csv exists
     """
-    from monai_ag.utils.bundle import as_bool  # noqa: PLC0415 (bundle imports this module)
-
     if Path(path).exists() and not as_bool(overwrite, "overwrite"):
         raise FileExistsError(f"{path} already exists from an earlier run; pass {option} to replace it or choose another output.")
     return str(path)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 from pathlib import Path
 
 import torch.distributed as dist
 from ignite.engine import Engine, Events
 
-__all__ = ["FailOnRank", "RecordEpochs", "RecordRuns"]
+__all__ = ["FailOnRank", "RecordEpochs", "RecordRuns", "RecordWrites"]
 
 
 def _rank() -> int:
@@ -84,3 +85,24 @@ class FailOnRank:
             print(f"rank {self.rank} hangs on purpose (pid {os.getpid()})", flush=True)
             time.sleep(3600)
         raise RuntimeError(f"deliberate failure on rank {self.rank}")
+
+
+class RecordWrites:
+    """Every file this rank puts in place with ``os.replace`` (what ``monai_ag.utils.fileio.atomic_write``, the
+    package's one way to write model, record and checkpoint files, ends with), appended to
+    ``<out_dir>/writes_rank<r>.jsonl`` as it happens. Built when the config is parsed, so it sees every write."""
+
+    def __init__(self, out_dir: str) -> None:
+        out = Path(out_dir)
+        original = os.replace
+
+        def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+            original(src, dst, *args, **kwargs)
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / f"writes_rank{_rank()}.jsonl", "a") as f:
+                f.write(json.dumps(str(dst)) + "\n")
+
+        os.replace = replace
+
+    def attach(self, engine: Engine) -> None:
+        pass

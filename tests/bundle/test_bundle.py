@@ -19,7 +19,7 @@ from monai.transforms import LoadImage
 
 from monai_ag.data import InvalidImageError
 
-from bundle_testing import BUNDLE, TINY, raises, workflow  # noqa: E402 (tests/bundle is on the path)
+from bundle_testing import BUNDLE, TINY, raises, recorded_model, workflow  # noqa: E402 (tests/bundle is on the path)
 
 
 def train(root: Path, data: Path, **overrides) -> ConfigWorkflow:
@@ -29,30 +29,20 @@ def train(root: Path, data: Path, **overrides) -> ConfigWorkflow:
     return wf
 
 
-def infer_overrides(**kw):
-    return {"spacing": TINY["spacing"], "patch_size": TINY["patch_size"], "network_def#channels": TINY["network_def#channels"], **kw}
-
-
-def _random_weights(root: Path) -> None:
-    """An untrained model.pt, for checks that need weights but not a trained model."""
-    parser = workflow_parser(root)
-    (root / "models").mkdir(exist_ok=True)
-    torch.save(parser.get_parsed_content("network_def").state_dict(), root / "models" / "model.pt")
-
-
 def workflow_parser(root: Path):
+    """inference.json alone, as MONAI Label reads it (run ``recorded_model`` first for its recipe)."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(str(root / "configs" / "inference.json"))
-    parser["network_def#channels"] = TINY["network_def#channels"]
+    parser["bundle_root"] = str(root)
     return parser
 
 
 def test_check_properties(bundle_copy, tiny_phantom):
     assert workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), **TINY).check_properties() == []
-    _random_weights(bundle_copy)
-    infer = workflow(bundle_copy, ["inference.json"], "infer", dataset_dir=str(tiny_phantom), **infer_overrides())
+    recorded_model(bundle_copy)
+    infer = workflow(bundle_copy, ["inference.json"], "infer", dataset_dir=str(tiny_phantom))
     assert infer.check_properties() == []
 
 
@@ -63,6 +53,7 @@ def test_optional_steps_follow_their_command_line_flags(bundle_copy):
     from monai_ag.inferers import FlipTTAInferer
 
     flags = ("save_probabilities", "save_attention_maps", "keep_largest_component", "flip_tta")
+    recorded_model(bundle_copy)
     for on in [(), *[(f,) for f in flags], flags]:
         parser = workflow_parser(bundle_copy)
         parser["device"] = "cpu"
@@ -78,7 +69,9 @@ def test_optional_steps_follow_their_command_line_flags(bundle_copy):
         inverted = sorted(k for t in post.transforms if type(t).__name__ == "Invertd" for k in t.keys)
         expected_inverted = sorted(["pred"] + ["prob"] * ("save_probabilities" in on) + ["attention"] * ("save_attention_maps" in on))
         assert inverted == expected_inverted, (on, names)
-        assert ("KeepLargestConnectedComponentd" in names) == ("keep_largest_component" in on), (on, names)
+        assert ("KeepOrganComponentsd" in names) == ("keep_largest_component" in on), (on, names)
+        if "keep_largest_component" in on:  # on the network's grid, before the label map is inverted
+            assert names.index("KeepOrganComponentsd") < names.index("Invertd")
         inferer = parser.get_parsed_content("inferer")
         assert type(inferer) is (FlipTTAInferer if "flip_tta" in on else SlidingWindowInferer), on
     parser = workflow_parser(bundle_copy)
@@ -104,8 +97,8 @@ def test_channel_def_matches_configs():
     channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
     for name in ("train.json", "inference.json"):
         config = json.loads((BUNDLE / "configs" / name).read_text())
-        assert config["class_names"] == channel_def
-        assert config["num_classes"] == len(channel_def) == meta["network_data_format"]["outputs"]["pred"]["num_channels"]
+        assert config["recipe_defaults"]["class_names"] == channel_def
+        assert len(channel_def) == meta["network_data_format"]["outputs"]["pred"]["num_channels"]
 
 
 def test_train_evaluate_infer(bundle_copy, tiny_phantom, tmp_path):
@@ -118,13 +111,13 @@ def test_train_evaluate_infer(bundle_copy, tiny_phantom, tmp_path):
     assert len(runs) == 1 and (runs[0] / "run.json").is_file()
     assert any(f.name.startswith("events.out.tfevents") for f in runs[0].iterdir())
 
-    # model.pt is a plain state dict that loads strictly into the inference network_def
-    infer = workflow(bundle_copy, ["inference.json"], "infer", dataset_dir=str(tiny_phantom), **infer_overrides())
+    # model.pt is a plain state dict that loads strictly into the inference network_def, which the recipe builds
+    infer = workflow(bundle_copy, ["inference.json"], "infer", dataset_dir=str(tiny_phantom))
     net = infer.parser.get_parsed_content("network_def")
     net.load_state_dict(torch.load(model, map_location="cpu", weights_only=True), strict=True)
     assert not net.deep_supervision_outputs
 
-    ev = workflow(bundle_copy, ["inference.json", "evaluate.json"], "infer", dataset_dir=str(tiny_phantom), **infer_overrides())
+    ev = workflow(bundle_copy, ["inference.json", "evaluate.json"], "infer", dataset_dir=str(tiny_phantom))
     ev.run()
     summary = json.loads((bundle_copy / "eval" / "summary.json").read_text())
     assert 0.0 <= summary["mean_dice"] <= 1.0
@@ -135,13 +128,13 @@ def test_train_evaluate_infer(bundle_copy, tiny_phantom, tmp_path):
     assert len(preds) == 2
     # a second evaluation refuses to replace the first one's results before doing any work
     raises(FileExistsError, r"metrics.csv already exists from an earlier run; pass --overwrite true", workflow, bundle_copy, ["inference.json", "evaluate.json"], "infer",
-           dataset_dir=str(tiny_phantom), **infer_overrides())
+           dataset_dir=str(tiny_phantom))
 
     # inference on a single file writes a uint8 label map in the input's geometry
     image = tiny_phantom / "imagesTs" / "phantom_003.nii.gz"
     out_dir = tmp_path / "single"
     inf = workflow(bundle_copy, ["inference.json"], "infer", input_path=str(image), output_dir=str(out_dir),
-                   save_probabilities=True, save_attention_maps=True, keep_largest_component=True, **infer_overrides())
+                   save_probabilities=True, save_attention_maps=True, keep_largest_component=True)
     inf.run()
     seg = nib.load(str(out_dir / "phantom_003_seg.nii.gz"))
     src = nib.load(str(image))
@@ -184,12 +177,12 @@ def _bad_inputs(folder: Path) -> dict[str, str]:
 
 
 def test_bad_inference_inputs_fail_before_the_run(bundle_copy, tmp_path):
-    _random_weights(bundle_copy)
+    recorded_model(bundle_copy)
     bad = _bad_inputs(tmp_path / "in")
     for name, problem in bad.items():
         path = tmp_path / "in" / name
         raises(InvalidImageError, f"^{re.escape(str(path))}: {problem}", workflow, bundle_copy, ["inference.json"],
-               "infer", input_path=str(path), output_dir=str(tmp_path / "out"), **infer_overrides())
+               "infer", input_path=str(path), output_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 
@@ -197,12 +190,12 @@ def test_bad_inference_inputs_fail_before_the_run(bundle_copy, tmp_path):
 def test_bad_inference_inputs_named_by_the_command_line(bundle_copy, tmp_path):
     """What a user sees: one ERROR line per bad file naming it and its problem, the same text as the
     exception the traceback shows, and a last line naming the input check."""
-    _random_weights(bundle_copy)
+    recorded_model(bundle_copy)
     bad = _bad_inputs(tmp_path / "in")
     nib.save(nib.Nifti1Image(np.full((24, 20, 16), 0.5, np.float32), np.diag([8.0, 8.0, 8.0, 1.0])),
              str(tmp_path / "in" / "normalized.nii.gz"))  # not HU: a warning, not an error
     out = _cli(["--config_file", "configs/inference.json", "--input_path", str(tmp_path / "in"), "--output_dir",
-                str(tmp_path / "out"), *_overrides(infer_overrides())], bundle_copy)
+                str(tmp_path / "out")], bundle_copy)
     assert out.returncode != 0
     errors = [line.split(" - ERROR - ", 1)[1] for line in out.stdout.splitlines() if " - ERROR - " in line]
     assert len(errors) == len(bad), out.stdout[-3000:]
@@ -271,8 +264,7 @@ def test_command_line_train_and_evaluate(bundle_copy, tiny_phantom):
     assert train_cli.returncode == 0, train_cli.stderr[-3000:]
     assert (bundle_copy / "models" / "model.pt").is_file()
     ev = _cli(
-        ["--config_file", "['configs/inference.json','configs/evaluate.json']", "--dataset_dir", str(tiny_phantom),
-         *_overrides(infer_overrides())],
+        ["--config_file", "['configs/inference.json','configs/evaluate.json']", "--dataset_dir", str(tiny_phantom)],
         bundle_copy,
     )
     assert ev.returncode == 0, ev.stderr[-3000:]
@@ -306,13 +298,13 @@ def test_bundle_fails_at_once_without_monai_ag(bundle_copy, tiny_phantom):
 
 @pytest.mark.slow
 def test_inference_geometry_real_nifti_and_dicom(bundle_copy, shared_data, tmp_path):
-    _random_weights(bundle_copy)
+    recorded_model(bundle_copy)
     for source, reader in [
         (shared_data / "totalseg" / "example_ct.nii.gz", None),  # flipped direction (-1, -1, 1)
         (shared_data / "totalseg" / "example_ct_dicom", "ITKReader"),
     ]:
         out_dir = tmp_path / source.name
-        wf = workflow(bundle_copy, ["inference.json"], "infer", **infer_overrides(input_path=str(source), output_dir=str(out_dir)))
+        wf = workflow(bundle_copy, ["inference.json"], "infer", input_path=str(source), output_dir=str(out_dir))
         wf.run()
         (seg_path,) = list(out_dir.glob("*_seg.nii.gz"))
         ref = LoadImage(image_only=True, reader=reader)(str(source))
@@ -333,8 +325,10 @@ def _threshold_weights(root: Path) -> dict:
     (root / "models").mkdir(exist_ok=True)
     normalized = (THRESHOLD_HU - HU_WINDOW[0]) / (HU_WINDOW[1] - HU_WINDOW[0])
     torch.save(ThresholdNet(normalized).state_dict(), root / "models" / "threshold.pt")
-    # built with threshold 0: the value comes from the checkpoint, as the bundle loads it
-    return {"network_def": {"_target_": "stand_ins.ThresholdNet"}, "ckpt_path": str(root / "models" / "threshold.pt")}
+    # built with threshold 0: the value comes from the checkpoint, as the bundle loads it; no recipe record: the
+    # settings are given here (one warning says so)
+    return {"network_spec": {"_target_": "stand_ins.ThresholdNet", "_mode_": "callable"},
+            "ckpt_path": str(root / "models" / "threshold.pt")}
 
 
 @pytest.fixture
@@ -418,12 +412,12 @@ def test_verify_net_in_out_and_ckpt_export(bundle_copy, tmp_path):
         net_id="network_def", meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
         device="cpu", bundle_root=str(bundle_copy),
     )
-    _random_weights(bundle_copy)
+    recorded_model(bundle_copy)
     ts = tmp_path / "model.ts"
     ckpt_export(
         net_id="network_def", filepath=str(ts), ckpt_file=str(bundle_copy / "models" / "model.pt"),
         meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
-        bundle_root=str(bundle_copy), **{"network_def#channels": TINY["network_def#channels"]},
+        bundle_root=str(bundle_copy),
     )
     loaded = torch.jit.load(str(ts))
     parser = workflow_parser(bundle_copy)
@@ -476,7 +470,7 @@ def test_train_and_evaluate_on_real_ircad_dicom(bundle_copy, shared_data, tmp_pa
     (data / "dataset.json").write_text(json.dumps({"training": [pair], "validation": [pair], "test": [pair]}))
 
     train(bundle_copy, data, max_epochs=1)
-    ev = workflow(bundle_copy, ["inference.json", "evaluate.json"], "infer", dataset_dir=str(data), **infer_overrides())
+    ev = workflow(bundle_copy, ["inference.json", "evaluate.json"], "infer", dataset_dir=str(data))
     ev.run()
     with open(bundle_copy / "eval" / "metrics.csv") as f:
         rows = {r["class_name"]: r for r in csv.DictReader(f)}

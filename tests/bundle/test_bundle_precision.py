@@ -14,13 +14,11 @@ import torch
 from monai_ag.networks.nets import GridAttentionUNet
 from monai_ag.utils.precision import PrecisionNetwork
 
-from bundle_testing import TINY, workflow as _workflow  # noqa: E402 (tests/bundle is on the path)
+from bundle_testing import TINY, recorded_model, workflow as _workflow  # noqa: E402 (tests/bundle is on the path)
 
 
 def _untrained_weights(root: Path) -> None:
-    (root / "models").mkdir(exist_ok=True)
-    torch.save(GridAttentionUNet(3, 1, 5, channels=TINY["network_def#channels"]).state_dict(),
-               root / "models" / "model.pt")
+    recorded_model(root)
 
 
 @pytest.mark.parametrize("files,engine", [(["train.json"], "train#trainer"), (["train.json"], "validate#evaluator"),
@@ -62,11 +60,10 @@ def test_bf16_training_run_loads_strictly_in_fp32(bundle_copy, tiny_phantom):
                 *_overrides(TINY)], bundle_copy)
     assert res.returncode == 0, res.stderr[-3000:]
     state = torch.load(bundle_copy / "models" / "model.pt", map_location="cpu")
-    net = GridAttentionUNet(3, 1, 5, channels=TINY["network_def#channels"])
+    net = GridAttentionUNet(3, 1, 5, channels=TINY["recipe_defaults#network#channels"])
     net.load_state_dict(state, strict=True)
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
-    infer = _cli(["--config_file", "configs/inference.json", "--dataset_dir", str(tiny_phantom), "--precision",
-                  "fp32", *_overrides({k: TINY[k] for k in ("spacing", "patch_size", "network_def#channels")})],
+    infer = _cli(["--config_file", "configs/inference.json", "--dataset_dir", str(tiny_phantom), "--precision", "fp32"],
                  bundle_copy)
     assert infer.returncode == 0, infer.stderr[-3000:]
     assert list((bundle_copy / "outputs").rglob("*seg*"))

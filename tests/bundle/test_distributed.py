@@ -19,6 +19,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
 
+from monai_ag.bundle import sha256_file
 from monai_ag.utils import distributed
 
 import bundle_testing  # noqa: E402 (tests/bundle is on the path)
@@ -29,7 +30,6 @@ HERE = Path(__file__).resolve().parent
 
 # the tiny profile with batch size 1 and one patch per case, so one iteration is one case
 TINY = {**bundle_testing.TINY, "batch_size": 1}
-INFER = {k: TINY[k] for k in ("spacing", "patch_size", "network_def#channels")}
 N_TRAIN, N_VAL, N_TEST = 5, 3, 3  # odd training set, validation and test sets that do not split evenly over 2 ranks
 RANKS = 2
 
@@ -39,7 +39,8 @@ PROBE = {
     "probe_dir": "$@bundle_root + '/probe'",
     "train#dataset#data": "$[dict(d, case=os.path.basename(d['image'])) for d in @datalists[0]]",
     "validate#dataset#data": "$[dict(d, case=os.path.basename(d['image'])) for d in @datalists[1]]",
-    "+train#handlers": [{"_target_": "dist_probe.RecordEpochs", "out_dir": "@probe_dir", "name": "train"}],
+    "+train#handlers": [{"_target_": "dist_probe.RecordEpochs", "out_dir": "@probe_dir", "name": "train"},
+                        {"_target_": "dist_probe.RecordWrites", "out_dir": "@probe_dir"}],
     "+validate#handlers": [{"_target_": "dist_probe.RecordRuns", "out_dir": "@probe_dir", "name": "validate"}],
 }
 EVAL_PROBE = {
@@ -155,12 +156,21 @@ def test_rank0_writes_model_checkpoint_and_logs_once(ddp_run, dist_phantom):
     root, log = ddp_run
     model = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in model), "DDP wrapper leaked into model.pt"
-    net = single_process_parser(root, ["inference.json"], **INFER).get_parsed_content("network_def")
+    net = single_process_parser(root, ["inference.json"]).get_parsed_content("network_def")  # built from the record
     net.load_state_dict(model, strict=True)
     ckpt = torch.load(root / "models" / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in ckpt["network"])
     assert ckpt["trainer"]["iteration"] == TINY["max_epochs"] * math.ceil(N_TRAIN / RANKS)
-    assert sorted(p.name for p in (root / "models").iterdir()) == ["checkpoint.pt", "model.pt"]
+    assert sorted(p.name for p in (root / "models").iterdir()) == ["checkpoint.pt", "model.pt", "model.recipe.json"]
+    record = json.loads((root / "models" / "model.recipe.json").read_text())
+    assert record["model"]["sha256"] == sha256_file(root / "models" / "model.pt")
+    assert record["spacing"] == TINY["spacing"] and record["network"]["channels"] == TINY["recipe_defaults#network#channels"]
+    # only rank 0 writes under models/ (every rank computes the same recipe and checkpoint state)
+    writes = {r: (root / "probe" / f"writes_rank{r}.jsonl") for r in range(RANKS)}
+    written = {r: [Path(json.loads(line)).name for line in p.read_text().splitlines()] if p.is_file() else []
+               for r, p in writes.items()}
+    assert written[1] == [], f"rank 1 wrote {written[1]}"
+    assert {"model.pt", "model.recipe.json", "checkpoint.pt"} <= set(written[0])
     (run,) = (root / "runs").iterdir()  # one run_dir for both ranks (MLflow's copy of the executed config too)
     assert (run / "run.json").is_file()
     writers = {f.name.split(".")[-2] for f in run.glob("events.out.tfevents.*")}  # events.out.tfevents.<time>.<host>.<pid>.<n>
@@ -201,14 +211,14 @@ def test_multi_gpu_evaluate_matches_single_process(ddp_run, dist_phantom, tmp_pa
     for name in ("ddp", "single"):
         runs[name] = new_bundle(tmp_path / name, {"probe.json": EVAL_PROBE})
         shutil.copytree(root / "models", runs[name] / "models")
-    text = ok(torchrun(runs["ddp"], [*EVALUATE, "probe.json"], dataset_dir=str(dist_phantom), **INFER))
+    text = ok(torchrun(runs["ddp"], [*EVALUATE, "probe.json"], dataset_dir=str(dist_phantom)))
     assert text.count("evaluated 3 cases") == 1, "the report must be written once, by rank 0"
     shares = [r["runs"][0]["cases"] for r in probe(runs["ddp"], "evaluate")]
     assert [len(s) for s in shares] == [2, 1] and sorted(shares[0] + shares[1]) == cases(dist_phantom, "Ts")
     wf = ConfigWorkflow(
         config_file=[str(runs["single"] / "configs" / f) for f in ("inference.json", "evaluate.json")],
         meta_file=str(runs["single"] / "configs" / "metadata.json"), logging_file=False, workflow_type="infer",
-        bundle_root=str(runs["single"]), dataset_dir=str(dist_phantom), **INFER,
+        bundle_root=str(runs["single"]), dataset_dir=str(dist_phantom),
     )
     wf.initialize()
     wf.run()

@@ -23,7 +23,12 @@ def _profile(*files: str) -> dict[str, str]:
     """The table's cells for the configs ``files`` (merged in order, as ``--config_file`` merges them)."""
     parser = ConfigParser(ConfigParser.load_config_files([str(CONFIGS / f) for f in files]))
     get = parser.get
-    channels, spacing, patch = get("network_def#channels"), get("spacing"), get("patch_size")
+
+    def fixed(key: str, default_key: str | None = None):  # a profile's explicit setting, else the recipe default
+        value = get(key)
+        return value if value is not None else get(f"recipe_defaults#{default_key or key}")
+
+    channels, spacing, patch = fixed("network_spec", "network")["channels"], fixed("spacing"), get("patch_size")
     samples = get("num_samples")
     opt = get("optimizer")
     name = opt["_target_"].rsplit(".", 1)[-1]
@@ -66,12 +71,14 @@ def test_profile_table_matches_the_configs():
     assert _readme_table() == expected, f"bundle/docs/README.md's profile table is out of date; the configs say:\n{rendered}"
 
 
-def test_inference_uses_the_training_geometry_and_network():
-    """The table's spacing, patch and channels hold for inference too (inference.json repeats them)."""
-    for profile in PROFILES:
-        train = ConfigParser(ConfigParser.load_config_files([str(CONFIGS / f) for f in ["train.json", *profile]]))
-        infer = ConfigParser(ConfigParser.load_config_files([str(CONFIGS / f) for f in ["inference.json", *profile]]))
-        for key in ("spacing", "patch_size", "network_def#channels", "network_def#strides", "hu_window", "num_classes"):
-            assert infer.get(key) == train.get(key), (profile, key)
-        assert infer.get("sliding_window#roi_size") == "@patch_size"
-        assert train.get("validate#inferer#roi_size") == "@patch_size"
+def test_inference_defaults_are_the_training_defaults():
+    """For a model without a recipe record, inference assumes the training defaults (train.json's recipe_defaults);
+    with one, every fixed setting is left unset (null: the model's) and the sliding window defaults to the
+    recorded training patch."""
+    train = ConfigParser.load_config_file(str(CONFIGS / "train.json"))
+    infer = ConfigParser.load_config_file(str(CONFIGS / "inference.json"))
+    assert infer["recipe_defaults"] == {**train["recipe_defaults"], "patch_size": train["patch_size"]}
+    for key in ("spacing", "orientation", "hu_window", "class_names", "network_spec"):
+        assert train[key] is None and infer[key] is None, key
+    assert infer["patch_size"] is None and infer["sliding_window"]["roi_size"] == "$@recipe.patch_size"
+    assert train["validate"]["inferer"]["roi_size"] == "@patch_size"

@@ -94,7 +94,7 @@ def test_pretrained_weights_start_the_training(tmp_path):
     parser.update({"bundle_root": str(root), **TINY})
     torch.manual_seed(123)
     start = parser.get_parsed_content("network_def").state_dict()
-    torch.save(start, tmp_path / "start.pt")
+    torch.save(start, tmp_path / "start.pt")  # no recipe record: the training's own settings apply
     params = [k for k, _ in parser.get_parsed_content("network_def").named_parameters()]  # not BN running statistics
 
     def train(**overrides) -> dict:

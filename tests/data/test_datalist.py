@@ -400,10 +400,41 @@ def test_split_datalist_too_few(n):
         split_datalist(_items(n))
 
 
-@pytest.mark.parametrize("val_fraction", [0.0, 1.0, -0.1, 1.5])
+@pytest.mark.parametrize("val_fraction", [1.0, -0.1, 1.5])
 def test_split_datalist_bad_fraction(val_fraction):
-    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\) \(0: train on every case"):
         split_datalist(_items(4), val_fraction=val_fraction)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_split_datalist_zero_fraction_trains_on_every_case(n):
+    items = _items(n)
+    train, val = split_datalist(items, val_fraction=0, seed=3)
+    assert train == items and val == []
+    assert train[0] is not items[0]  # copies, as for a split
+
+
+def test_train_val_datalists_zero_fraction_keeps_every_case_but_honours_a_validation_list(tmp_path):
+    root = _make_dataset(tmp_path / "a", n=4)
+    train, val = train_val_datalists(root, val_fraction=0, num_classes=NUM_CLASSES)
+    assert (len(train), val) == (4, [])
+    listed = _make_dataset(tmp_path / "b", n=3, validation=2)
+    train, val = train_val_datalists(listed, val_fraction=0, num_classes=NUM_CLASSES)
+    assert (len(train), len(val)) == (3, 2)
+
+
+def test_few_cases_split_says_what_it_sets_aside(tmp_path, caplog):
+    root = _make_dataset(tmp_path, n=4)
+    with caplog.at_level("WARNING", logger="monai_ag.data.datalist"):
+        train, val = train_val_datalists(root, val_fraction=0.2, seed=0, num_classes=NUM_CLASSES)
+    (record,) = [r for r in caplog.records if "sets aside" in r.getMessage()]
+    message = record.getMessage()
+    assert f"sets aside 1 of 4 cases for validation: {Path(val[0]['image']).name}" in message
+    assert "--val_fraction 0" in message
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="monai_ag.data.datalist"):
+        train_val_datalists(_make_dataset(tmp_path / "many", n=5), val_fraction=0.2, num_classes=NUM_CLASSES)
+    assert not [r for r in caplog.records if "sets aside" in r.getMessage()]
 
 
 # ------------------------------------------------------------------ train_val_datalists
@@ -436,7 +467,7 @@ def test_train_val_datalists_errors(tmp_path):
     root = _make_dataset(tmp_path, n=1)
     with pytest.raises(ValueError, match=r"datalist of 1 case\(s\)"):
         train_val_datalists(root)
-    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\)"):
         train_val_datalists(tmp_path / "nowhere", val_fraction=1.0)
     with pytest.raises(FileNotFoundError, match=r"dataset\.json not found"):
         train_val_datalists(tmp_path / "imagesTr")

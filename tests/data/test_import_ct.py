@@ -336,7 +336,7 @@ def test_bundle_trains_on_an_imported_partially_labelled_dataset(tmp_path):
         config_file=str(bundle / "configs" / "train.json"), meta_file=str(bundle / "configs" / "metadata.json"),
         logging_file=str(bundle / "configs" / "logging.conf"), workflow_type="train", bundle_root=str(bundle),
         dataset_dir=str(tmp_path / "data"), spacing=[4.0, 4.0, 4.0], patch_size=[16, 16, 16], max_epochs=1,
-        val_interval=1, num_samples=2, **{"network_def#channels": [4, 8, 16, 32, 64]},
+        val_interval=1, num_samples=2, **{"recipe_defaults#network#channels": [4, 8, 16, 32, 64]},
     )
     wf.initialize()
     wf.run()

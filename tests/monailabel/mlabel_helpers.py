@@ -20,7 +20,8 @@ BUNDLE = REPO / "bundle"
 MODEL_NAME = "attention_unet_abdominal_ct"  # no deepedit/deepgrow/detection/classification in it
 
 # A CPU-second profile for training rounds, written into the bundle copy's train.json (MONAI Label
-# reads the configs from the bundle folder; it overrides only data, epochs, device and handlers).
+# reads the configs from the bundle folder; it overrides only data, epochs, device and handlers). A trained
+# model records spacing and network in models/model.recipe.json, which inference.json reads: it needs no copy.
 TINY_TRAIN = {
     "spacing": [8.0, 8.0, 8.0],
     "patch_size": [32, 32, 24],
@@ -32,35 +33,42 @@ TINY_TRAIN = {
 TINY_CHANNELS = [4, 8, 16, 32, 64]
 
 
-def make_app_bundle(app: Path, tiny: bool = False) -> Path:
+def make_app_bundle(app: Path, tiny: bool = False, **train_settings) -> Path:
     """Copy the bundle to ``<app>/model/<name>`` (MONAI Label's monaibundle layout) and return it.
-    ``tiny`` writes :data:`TINY_TRAIN` and a narrow network into the copy's train and inference
-    configs (the same overrides in both, so the trained weights fit the inference network)."""
+    ``tiny`` writes :data:`TINY_TRAIN` and a narrow network into the copy's train.json;
+    ``train_settings`` are written there too."""
     root = app / "model" / MODEL_NAME
     shutil.copytree(BUNDLE, root, ignore=shutil.ignore_patterns("models", "runs", "eval", "outputs", "data", "monailabel_train.json"))
+    path = root / "configs" / "train.json"
+    config = json.loads(path.read_text())
     if tiny:
-        for name in ("train.json", "inference.json"):
-            path = root / "configs" / name
-            config = json.loads(path.read_text())
-            config.update({k: v for k, v in TINY_TRAIN.items() if k in config})
-            config["network_def"]["channels"] = TINY_CHANNELS
-            path.write_text(json.dumps(config, indent=1))
+        config.update(TINY_TRAIN)
+        config["recipe_defaults"]["network"]["channels"] = TINY_CHANNELS
+    config.update(train_settings)
+    path.write_text(json.dumps(config, indent=1))
     return root
 
 
 def network_def(root: Path, config: str = "inference.json") -> torch.nn.Module:
     parser = ConfigParser()
     parser.read_config(str(root / "configs" / config))
+    parser["bundle_root"] = str(root)
     return parser.get_parsed_content("network_def")
 
 
-def write_random_weights(root: Path, seed: int = 0) -> dict[str, torch.Tensor]:
-    """``models/model.pt`` with the inference network's freshly initialised weights (no pretrained
-    weights ship; MONAI Label skips a bundle without a model file)."""
+def write_random_weights(root: Path, seed: int = 0, **train_overrides) -> dict[str, torch.Tensor]:
+    """``models/model.pt`` with freshly initialised weights and its recipe record, as a training with the
+    copy's train.json (and ``train_overrides``) writes them (no pretrained weights ship; MONAI Label skips a
+    bundle without a model file)."""
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / "train.json"))
+    parser.update({"bundle_root": str(root), **train_overrides})
+    recipe = parser.get_parsed_content("recipe")
     torch.manual_seed(seed)
-    state = network_def(root).state_dict()
+    state = recipe.network_def(training=True).state_dict()
     (root / "models").mkdir(exist_ok=True)
     torch.save(state, root / "models" / "model.pt")
+    recipe.write(root / "models" / "model.pt")
     return state
 
 
@@ -104,7 +112,10 @@ def write_dicom_series(volume: np.ndarray, spacing: tuple[float, float, float], 
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         ds.RescaleIntercept, ds.RescaleSlope = 0, 1
         ds.PixelData = np.ascontiguousarray(volume[:, :, k].T.astype(np.int16)).tobytes()  # rows = y
-        ds.save_as(folder / f"slice_{k:03d}.dcm", enforce_file_format=True)
+        if int(pydicom.__version__.split(".")[0]) >= 3:
+            ds.save_as(folder / f"slice_{k:03d}.dcm", enforce_file_format=True)
+        else:  # pydicom 2, which MONAI Label's server needs (pydicom-seg)
+            ds.save_as(folder / f"slice_{k:03d}.dcm", write_like_original=False)
     return folder
 
 

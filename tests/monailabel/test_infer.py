@@ -108,3 +108,30 @@ def test_dicom_series(tmp_path, helpers, tiny_phantom):
     label, _ = infer(root, series, result_extension=".nii.gz")
     seg = assert_aligned(label, ref.shape, ref.affine)
     assert len(np.unique(seg)) > 1
+
+
+def test_model_trained_with_another_recipe_segments_as_the_bundle_does(tmp_path, helpers, tiny_phantom):
+    """A model trained with non-default spacing, patch and width (the bundle's configs untouched, the settings
+    given at training only): MONAI Label, which reads inference.json and nothing else, segments as
+    ``monai.bundle run`` does with inference.json alone, and with the training settings repeated."""
+    root = helpers.make_app_bundle(tmp_path / "app")
+    settings = {"spacing": [8.0, 8.0, 8.0], "patch_size": [32, 32, 24], "recipe_defaults#network#channels": helpers.TINY_CHANNELS}
+    common = dict(meta_file=str(root / "configs" / "metadata.json"), logging_file=str(root / "configs" / "logging.conf"),
+                  bundle_root=str(root), device=torch.device("cpu"))
+    train = ConfigWorkflow(config_file=str(root / "configs" / "train.json"), workflow_type="train",
+                           dataset_dir=str(tiny_phantom), max_epochs=2, val_interval=1, num_samples=1, **settings, **common)
+    train.initialize()
+    train.run()
+    train.finalize()
+    image = tiny_phantom / "imagesTs" / "phantom_004.nii.gz"
+    label, _ = infer(root, image)
+    seg = np.asarray(nib.load(label).dataobj)
+    for name, overrides in {"alone": {}, "with the training settings": settings}.items():
+        wf = ConfigWorkflow(config_file=str(root / "configs" / "inference.json"), workflow_type="infer", input_path=str(image),
+                            output_dir=str(tmp_path / name), **overrides, **common)
+        wf.initialize()
+        wf.run()
+        wf.finalize()
+        (bundle_seg,) = (tmp_path / name).rglob("*_seg.nii.gz")
+        np.testing.assert_array_equal(seg, np.asarray(nib.load(str(bundle_seg)).dataobj), err_msg=name)
+    assert (seg > 0).any() and (seg == 0).any(), "a constant label map cannot show agreement"

@@ -119,3 +119,38 @@ def test_short_round_still_writes_a_model(app):
     path.write_text(json.dumps(config, indent=1))
     train(root, store, max_epochs=2)
     assert (root / "models" / "model.pt").exists(), "a 2-epoch round wrote no models/model.pt"
+
+
+def test_round_on_a_recorded_model_keeps_its_recipe(tmp_path, helpers, tiny_phantom):
+    """A model trained with another spacing and width (here: its record says 8 mm, channels 4 ... 64; the
+    bundle's train.json says neither): a MONAI Label round starts from it and keeps both."""
+    from monai_ag.bundle import read_recipe
+
+    root = helpers.make_app_bundle(tmp_path / "app", patch_size=[32, 32, 24], num_samples=1, cache_rate=0.0)
+    start = helpers.write_random_weights(root, seed=3, spacing=[8.0, 8.0, 8.0],
+                                         **{"recipe_defaults#network#channels": helpers.TINY_CHANNELS})
+    config = json.loads((root / "configs" / "train.json").read_text())
+    config["train"]["handlers"].append({"_target_": "mlabel_helpers.RecordStartWeights", "network": "@network",
+                                        "path": str(tmp_path / "start.pt")})
+    (root / "configs" / "train.json").write_text(json.dumps(config, indent=1))
+    store = LocalDatastore(str(helpers.make_local_datastore(tiny_phantom, tmp_path / "studies")), extensions=("*.nii.gz",))
+    train(root, store)
+    assert_same(load_state(tmp_path / "start.pt"), start)  # fine-tuned from it, not from a default-width network
+    record = read_recipe(root / "models" / "model.pt")
+    assert record["spacing"] == [8.0, 8.0, 8.0] and record["network"]["channels"] == helpers.TINY_CHANNELS
+    assert record["training"]["start_weights"] == str(root / "models" / "model.pt")
+    assert differs(start, load_state(root / "models" / "model.pt"))
+
+
+def test_round_without_validation_trains_on_every_study(app):
+    """``val_split 0``: MONAI Label passes an empty validation list; the round trains on all four studies and
+    saves its final weights, with their record."""
+    from monai_ag.bundle import read_recipe, sha256_file
+
+    root, store, _ = app
+    train(root, store, val_split=0.0, max_epochs=2)
+    model = root / "models" / "model.pt"
+    assert model.exists(), "a round without validation wrote no models/model.pt"
+    assert read_recipe(model)["model"]["sha256"] == sha256_file(model)
+    assert read_recipe(model)["training"]["settings"]["max_epochs"] == 2  # MONAI Label's, not train.json's
+    assert read_recipe(model)["training"]["epoch"] == 2
