@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="$(bash scripts/monailabel_env.sh | tail -n 1)"
 # monai_ag from this checkout; MONAI Label starts "torchrun" from PATH for multi-GPU training
-PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -q tests/monailabel "$@"
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -q -rs tests/monailabel "$@"

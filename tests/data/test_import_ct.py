@@ -14,6 +14,8 @@ from monai_ag.data import train_val_datalists
 from monai_ag.data.import_ct import find_cases, import_ct, main
 from monai_ag.data.presets import PRESETS, get_preset, load_mapping
 
+from needs import SHARED_DATA, needs_shared_data  # noqa: E402 (tests/ is on the path)
+
 AFFINE = np.diag([2.0, 2.0, 3.0, 1.0])
 SHAPE = (40, 36, 20)
 
@@ -32,7 +34,6 @@ EXPECTED = {
     "msd_task07_pancreas": {"pancreas": [1, 2]},
     "msd_task09_spleen": {"spleen": [1]},
 }
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 CLASS = {"liver": 1, "spleen": 2, "kidney": 3, "pancreas": 4}
 
 
@@ -272,8 +273,7 @@ def test_real_dicom_with_flipped_segmentation_is_resampled(shared_data, tmp_path
 
 @pytest.fixture(scope="module")
 def ircad(tmp_path_factory):
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real CT data not available: {SHARED_DATA} does not exist")
+    needs_shared_data()
     root = tmp_path_factory.mktemp("ircad")
     for case in ("ircad01", "ircad17"):
         with tarfile.open(SHARED_DATA / f"{case}.tar.gz") as tar:
