@@ -112,11 +112,11 @@ def check_inference_image(
     except Exception as e:  # any reader failure is reported with the file and the reader's own message
         return [f"{path}: cannot read the image: {type(e).__name__}: {e}"], []
     shape = tuple(int(s) for s in data.shape)
+    if data.size == 0:  # before the shape: a reader may drop the axes of an empty array
+        return [f"{path}: empty image (shape {shape}): it holds no voxels."], []
     problem = _shape_problem(shape)
     if problem is not None:
         return [f"{path}: {problem}."], []
-    if data.size == 0:
-        return [f"{path}: empty image (shape {shape})."], []
     if not (np.issubdtype(data.dtype, np.integer) or data.dtype == bool):
         finite = np.isfinite(data)
         n_bad = int(data.size - np.count_nonzero(finite))

@@ -50,6 +50,8 @@ def test_a_ct_passes_silently(tmp_path, caplog):
          r"some_nan.nii.gz: 96 of 960 voxels \(10 %\) are NaN or infinite; replace them"),
         ("inf.nii.gz", np.where(np.arange(960).reshape(12, 10, 8) == 5, np.inf, _ct()).astype(np.float32),
          r"inf.nii.gz: 1 of 960 voxels \(0.1 %\) are NaN or infinite"),
+        # the reader drops the axes of an empty array: it must still be called empty, not "1D"
+        ("empty.nii.gz", np.zeros((0, 10, 8), np.float32), r"empty.nii.gz: empty image \(shape \(0,\)\): it holds no voxels"),
     ],
 )
 def test_bad_images_are_errors_naming_file_and_problem(tmp_path, caplog, name, data, pattern):
