@@ -41,7 +41,7 @@ class _Recorder:
 
 
 class RecordEpochs(_Recorder):
-    """A trainer's record: the epoch it started from, its epoch length, and the cases of each epoch."""
+    """A trainer's record: the epoch it started from, its epoch length, and the cases and losses of each epoch."""
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.started)
@@ -49,10 +49,15 @@ class RecordEpochs(_Recorder):
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.write)
 
     def started(self, engine: Engine) -> None:
-        self.record.update(started_at_epoch=engine.state.epoch, epoch_length=engine.state.epoch_length, epochs={})
+        self.record.update(started_at_epoch=engine.state.epoch, epoch_length=engine.state.epoch_length, epochs={},
+                           losses={})
 
     def iteration(self, engine: Engine) -> None:
-        self.record["epochs"].setdefault(str(engine.state.epoch), []).extend(_cases(engine))
+        epoch = str(engine.state.epoch)
+        self.record["epochs"].setdefault(epoch, []).extend(_cases(engine))
+        output = engine.state.output  # MONAI decollates it into a list of per-sample dicts, each with the batch loss
+        loss = output[0]["loss"] if isinstance(output, list) else output["loss"]
+        self.record["losses"].setdefault(epoch, []).append(float(loss))
 
 
 class RecordRuns(_Recorder):

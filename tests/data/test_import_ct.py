@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from monai.transforms import LoadImage
 
 from monai_ag.data import train_val_datalists
@@ -319,7 +320,9 @@ def test_real_ircad_flipped_mask_is_rejected(ircad, tmp_path):
 
 @pytest.mark.slow
 def test_bundle_trains_on_an_imported_partially_labelled_dataset(tmp_path):
-    """--dataset_dir on the importer's output: a fully and a liver-only labelled case, validation on the latter."""
+    """--dataset_dir on the importer's output: a fully labelled case for validation, a liver-only one in training.
+    The bundle's own training pre-processing carries the liver-only case's annotated classes to the loss, which
+    then differs from the loss that treats the case as fully labelled."""
     from monai.bundle import ConfigWorkflow
 
     full, liver_only = {}, {}
@@ -329,7 +332,7 @@ def test_bundle_trains_on_an_imported_partially_labelled_dataset(tmp_path):
     liver_only["liver"] = full["liver"]
     _totalseg_case(tmp_path / "src" / "full", full)
     _totalseg_case(tmp_path / "src" / "liver_only", liver_only)
-    import_ct([tmp_path / "src"], tmp_path / "data", validation=["liver_only"], verbose=False)
+    import_ct([tmp_path / "src"], tmp_path / "data", validation=["full"], verbose=False)
     bundle = tmp_path / "bundle"
     shutil.copytree(Path(__file__).resolve().parents[2] / "bundle" / "configs", bundle / "configs")
     wf = ConfigWorkflow(
@@ -339,8 +342,26 @@ def test_bundle_trains_on_an_imported_partially_labelled_dataset(tmp_path):
         val_interval=1, num_samples=2, **{"recipe_defaults#network#channels": [4, 8, 16, 32, 64]},
     )
     wf.initialize()
+    parser = wf.parser
+    (item,) = parser.get_parsed_content("train#dataset#data")
+    assert Path(item["image"]).name.startswith("liver_only") and item["annotated"] == [1]
+
+    samples = parser.get_parsed_content("train#preprocessing")(dict(item))  # the bundle's own training transforms
+    target = torch.stack([s["label"] for s in samples]).float()
+    assert target.shape[1] == 1 + 5  # the label, then one flag per class
+    assert target[:, 1:].amax(dim=(2, 3, 4)).tolist() == [[1, 1, 0, 0, 0]] * len(samples)
+    assert target[:, 1:].amin(dim=(2, 3, 4)).tolist() == [[1, 1, 0, 0, 0]] * len(samples)
+    network, loss = parser.get_parsed_content("network").train(), parser.get_parsed_content("loss")
+    image = torch.stack([s["image"] for s in samples]).float()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        logits = network(image)
+        partial = float(loss(logits, target))
+        as_if_full = float(loss(logits, target[:, :1]))  # the flags dropped: spleen etc. taught as background
+    assert np.isfinite(partial) and abs(partial - as_if_full) > 1e-3
+
     wf.run()
-    trainer = wf.parser.get_parsed_content("train#trainer")
+    trainer = parser.get_parsed_content("train#trainer")
     assert np.isfinite(float(trainer.state.output[0]["loss"]))
     assert (bundle / "models" / "model.pt").is_file()
     wf.finalize()

@@ -334,3 +334,18 @@ def test_distributed_rank0_writes_and_each_rank_restores_its_own_states(tmp_path
     for r in ranks:
         assert r["got"].equal(r["expected"])
     assert not ranks[0]["got"].equal(ranks[1]["got"])
+
+
+def test_atomic_disk_saver_writes_nothing_off_rank_0(tmp_path, monkeypatch):
+    """Under torchrun every rank runs the saver; only rank 0 may write (or remove) files, or describe them."""
+    described = []
+    saver = AtomicDiskSaver(tmp_path, "model.pt", after_write=described.append)
+    (tmp_path / "old.pt").write_bytes(b"x")
+    monkeypatch.setattr(checkpoint_module, "is_main_process", lambda: False)
+    saver({"w": torch.ones(2)}, "ignored.pt")
+    saver.remove("old.pt")
+    saver({"w": torch.ones(2)}, "ignored.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"] and described == []
+    monkeypatch.setattr(checkpoint_module, "is_main_process", lambda: True)
+    saver({"w": torch.ones(2)}, "ignored.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "old.pt"] and described == [tmp_path / "model.pt"]

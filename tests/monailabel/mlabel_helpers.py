@@ -139,3 +139,11 @@ class RecordStartWeights:
 
     def __call__(self, engine: Engine) -> None:
         torch.save({k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}, self.path)
+
+
+class RecordFinalWeights(RecordStartWeights):
+    """Engine handler: when the trainer completes, save ``network``'s state dict to ``path`` (the round's
+    final weights)."""
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)

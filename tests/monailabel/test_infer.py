@@ -112,6 +112,17 @@ def test_dicom_series(tmp_path, helpers, tiny_phantom):
     label, _ = infer(root, series, result_extension=".nii.gz")
     seg = assert_aligned(label, ref.shape, ref.affine)
     assert len(np.unique(seg)) > 1
+    # voxel for voxel what monai.bundle run writes for the same series
+    wf = ConfigWorkflow(
+        config_file=str(root / "configs" / "inference.json"), meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=False, workflow_type="infer", bundle_root=str(root), input_path=str(series),
+        output_dir=str(tmp_path / "out"), device=torch.device("cpu"),
+    )
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    (bundle_seg,) = (tmp_path / "out").rglob("*_seg.nii.gz")
+    np.testing.assert_array_equal(seg, assert_aligned(str(bundle_seg), ref.shape, ref.affine))
 
 
 def test_model_trained_with_another_recipe_segments_as_the_bundle_does(tmp_path, helpers, tiny_phantom):

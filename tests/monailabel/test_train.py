@@ -37,7 +37,8 @@ def app(tmp_path, helpers, tiny_phantom):
     root = helpers.make_app_bundle(tmp_path / "app", tiny=True)
     config = json.loads((root / "configs" / "train.json").read_text())
     recorder = {"_target_": "mlabel_helpers.RecordStartWeights", "_disabled_": "@is_not_rank0", "network": "@network", "path": str(tmp_path / "start.pt")}
-    config["train"]["handlers"].append(recorder)
+    final = {"_target_": "mlabel_helpers.RecordFinalWeights", "_disabled_": "@is_not_rank0", "network": "@network", "path": str(tmp_path / "final.pt")}
+    config["train"]["handlers"] += [recorder, final]
     (root / "configs" / "train.json").write_text(json.dumps(config, indent=1))
     store = LocalDatastore(str(helpers.make_local_datastore(tiny_phantom, tmp_path / "studies")), extensions=("*.nii.gz",))
     assert len(store.datalist()) == 4
@@ -90,6 +91,8 @@ def test_train_rounds_then_infer(app, helpers, tiny_phantom):
     assert differs(round1, round2), "round 2 did not update models/model.pt"
     seg2 = segment(root, test_image)
     assert seg2.shape == seg1.shape == nib.load(str(test_image)).shape
+    # two all-background maps would be equal whatever model ran: the rounds must predict foreground
+    assert (seg1 > 0).any() and (seg2 > 0).any(), "a training round predicts no foreground"
     assert not np.array_equal(seg1, seg2), "the inference after round 2 did not use the new model.pt"
 
 
@@ -123,6 +126,8 @@ def test_short_round_still_writes_a_model(app):
     path.write_text(json.dumps(config, indent=1))
     train(root, store, max_epochs=2)
     assert (root / "models" / "model.pt").exists(), "a 2-epoch round wrote no models/model.pt"
+    # validated once, after epoch 2: model.pt is the round's final weights
+    assert_same(load_state(root / "models" / "model.pt"), load_state(root.parents[2] / "final.pt"))
 
 
 def test_round_on_a_recorded_model_keeps_its_recipe(tmp_path, helpers, tiny_phantom):

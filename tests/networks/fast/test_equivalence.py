@@ -281,9 +281,14 @@ def test_fast_path_alternates_between_inference_mode_and_no_grad():
     _assert_same_outputs(b, _plain(net, x))
 
 
-# bfloat16 (CPU autocast): every logit within this fraction of the float32 logits' largest magnitude;
-# twice that with instance norm, whose per-input statistics amplify the rounding of low-variance channels
-BF16_TOLERANCE = 0.05
+# bfloat16 (CPU autocast): every logit within this fraction of the float32 logits' largest magnitude. Measured
+# on these cases (torch 2.13, AMD EPYC avx512_bf16): 0.46-1.5 % for the fast path, 0.77-1.7 % for the plain
+# modules under the same autocast; with instance norm, whose per-input statistics amplify the rounding of
+# low-variance channels, 4.5 % and 5.1 %. The bounds leave about 1.6x and 1.4x headroom.
+BF16_TOLERANCE = 0.025
+BF16_TOLERANCE_INSTANCE_NORM = 0.0625
+# and never much worse than the plain modules' own bfloat16 error (measured ratio at most 1.07)
+BF16_VS_PLAIN = 1.5
 
 
 @pytest.mark.parametrize("kwargs,size,batch", UNET_CASES)
@@ -295,6 +300,8 @@ def test_bf16_fast_path_agrees_with_float32(kwargs, size, batch):
     with torch.no_grad():
         net.fast_inference = False
         ref = net(x)  # float32, plain modules
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain_bf16 = net(x)  # the plain modules' own bfloat16 rounding
         net.fast_inference = True
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16 = net(x)
@@ -303,8 +310,10 @@ def test_bf16_fast_path_agrees_with_float32(kwargs, size, batch):
     assert bf16.dtype == torch.float32 and bf16.shape == ref.shape
     assert torch.equal(bf16, bf16_again)
     torch.testing.assert_close(fp32, ref, atol=1e-4, rtol=0)
-    tol = BF16_TOLERANCE * (2 if kwargs.get("norm") == "instance" else 1) * float(ref.abs().max())
-    assert 1e-4 < float((bf16 - ref).abs().max()) <= tol  # bfloat16 really ran, within its rounding
+    tol = (BF16_TOLERANCE_INSTANCE_NORM if kwargs.get("norm") == "instance" else BF16_TOLERANCE) * float(ref.abs().max())
+    error = float((bf16 - ref).abs().max())
+    assert 1e-4 < error <= tol  # bfloat16 really ran, within its rounding
+    assert error <= BF16_VS_PLAIN * float((plain_bf16 - ref).abs().max())
     # the argmax is the same wherever float32's top-2 gap is not a near-tie at bfloat16's resolution
     top2 = ref.topk(2, dim=1).values
     clear = (top2[:, 0] - top2[:, 1]) > 2 * tol
