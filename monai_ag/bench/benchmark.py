@@ -42,7 +42,7 @@ __all__ = [
 SW_SETTINGS: dict[str, Any] = {"sw_batch_size": 1, "overlap": 0.25, "mode": "gaussian"}
 #: the network every ratio is taken against
 BASELINE = "monai_attention_unet"
-#: the issue's targets: name -> (description, threshold, direction)
+#: the project's speed and memory targets: name -> (description, threshold, direction)
 TARGETS: dict[str, tuple[str, float, str]] = {
     "gate_forward_overhead": ("gates' share of forward time over the gate-less network (fast paths)", 0.10, "<="),
     "forward_fraction_of_reference": ("inference forward throughput / dense 3D-conv reference", 0.55, ">="),
@@ -50,7 +50,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "train_time_ratio_vs_no_gates": ("forward+backward time / the gate-less network", 1.2, "<="),
     "train_memory_ratio_vs_no_gates": ("forward+backward peak memory / the gate-less network", 1.2, "<="),
 }
-#: issue 11's CPU precision targets (speed-ups, side by side in one run), by the CPU's bfloat16 units:
+#: the CPU precision targets (speed-ups, side by side in one run), by the CPU's bfloat16 units:
 #: name -> (description, {"amx": threshold, "avx512_bf16": threshold, "none": threshold or None})
 PRECISION_TARGETS: dict[str, tuple[str, dict[str, float | None]]] = {
     "bf16_forward_speedup": (

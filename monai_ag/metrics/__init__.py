@@ -17,13 +17,12 @@ Example::
 
 from __future__ import annotations
 
-from .report import DEFAULT_CLASS_NAMES, case_id_from_path, pair_predictions, segmentation_report
+from .report import case_id_from_path, pair_predictions, segmentation_report
 from .segmentation import as_label_array, case_metrics, metric_names, quality_metric_names, voxel_geometry
 from .statistics import MEAN_ROW, format_summary, summarize, summary_statistics
 from .writing import METRICS_CSV, SUMMARY_CSV, SUMMARY_JSON, format_value, report_paths, write_report
 
 __all__ = [
-    "DEFAULT_CLASS_NAMES",
     "MEAN_ROW",
     "METRICS_CSV",
     "SUMMARY_CSV",

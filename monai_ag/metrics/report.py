@@ -48,12 +48,11 @@ from .segmentation import as_label_array, case_metrics, metric_names
 from .statistics import MEAN_ROW, NOT_ANNOTATED, format_summary, summarize
 from .writing import format_value, report_paths, write_report
 
-__all__ = ["DEFAULT_CLASS_NAMES", "case_id_from_path", "main", "pair_predictions", "segmentation_report"]
+__all__ = ["case_id_from_path", "main", "pair_predictions", "segmentation_report"]
 
 logger = logging.getLogger(__name__)
 
 #: Scored classes of the bundle (label value -> name); background (0) is never scored.
-DEFAULT_CLASS_NAMES: dict[int, str] = ORGAN_NAMES  # the bundle's organs (monai_ag.data.classes)
 
 
 def case_id_from_path(path: str | PathLike) -> str:
@@ -348,7 +347,7 @@ def _class_names_from_dataset(dataset_json: str) -> dict[int, str]:
     with open(dataset_json, encoding="utf-8") as fh:
         labels = json.load(fh).get("labels")
     if not isinstance(labels, Mapping) or not labels:
-        return dict(DEFAULT_CLASS_NAMES)
+        return dict(ORGAN_NAMES)
     pairs = []
     for k, v in labels.items():
         try:
@@ -364,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Pairs every item of ``DS/dataset.json[data_list_key]`` with its ``SaveImaged`` prediction in ``D``
     (see :func:`pair_predictions`), runs :func:`segmentation_report` and prints the summary table. The
     classes come from the ``labels`` section of ``dataset.json`` (without background), else
-    :data:`DEFAULT_CLASS_NAMES`.
+    :data:`monai_ag.data.classes.ORGAN_NAMES`.
 
     ``argv`` (default ``sys.argv[1:]``) and the exit status are as in :func:`monai_ag.utils.cli.run_command`.
     """

@@ -237,9 +237,10 @@ def test_fast_path_probes_leave_the_random_streams_alone():
     from torch's generator there would make a resumed process (which probes again) diverge."""
     from monai_ag.networks.fast.adapters import mkldnn_available
     from monai_ag.networks.fast.probe import fast_path_available
+    from monai_ag.networks.nets import GridAttentionUNet
 
     torch.manual_seed(0)
     before = torch.get_rng_state()
     mkldnn_available.__wrapped__()
-    fast_path_available.__wrapped__(3, torch.float32)
+    fast_path_available.__wrapped__(GridAttentionUNet, 3, torch.float32)
     assert torch.get_rng_state().equal(before)

@@ -24,7 +24,6 @@ from .anatomy import (
     DEFAULT_PHANTOM_SHAPE,
     DEFAULT_PHANTOM_SPACING,
     MIN_PHANTOM_FIELD_OF_VIEW_MM,
-    PHANTOM_LABELS,
     PHANTOM_VERSION,
     generate_phantom_case,
 )
@@ -34,7 +33,6 @@ __all__ = [
     "DEFAULT_PHANTOM_SHAPE",
     "DEFAULT_PHANTOM_SPACING",
     "MIN_PHANTOM_FIELD_OF_VIEW_MM",
-    "PHANTOM_LABELS",
     "PHANTOM_MARKER_KEY",
     "PHANTOM_VERSION",
     "generate_phantom_case",

@@ -59,7 +59,6 @@ __all__ = [
     "DEFAULT_PHANTOM_SHAPE",
     "DEFAULT_PHANTOM_SPACING",
     "MIN_PHANTOM_FIELD_OF_VIEW_MM",
-    "PHANTOM_LABELS",
     "PHANTOM_VERSION",
     "check_geometry",
     "check_int",
@@ -69,7 +68,6 @@ __all__ = [
 #: Version of the phantom model; stored in ``dataset.json`` and bumped whenever the anatomy changes.
 PHANTOM_VERSION = 1
 #: Label values of the phantom label maps (Decathlon ``labels`` section).
-PHANTOM_LABELS: dict[int, str] = CLASS_NAMES  # the bundle's classes (monai_ag.data.classes)
 #: Default volume shape ``(x, y, z)`` in voxels: 320 x 256 x 192 mm at the default spacing.
 DEFAULT_PHANTOM_SHAPE: tuple[int, int, int] = (160, 128, 96)
 #: Default voxel spacing in mm.
@@ -756,7 +754,7 @@ def generate_phantom_case(
         A tuple ``(image, label, affine)``:
 
         - ``image``: ``float32`` array of ``shape`` in HU, integer valued, within ``[-1024, 3071]``;
-        - ``label``: ``uint8`` array of ``shape`` with values from :data:`PHANTOM_LABELS`
+        - ``label``: ``uint8`` array of ``shape`` with values from :data:`monai_ag.data.classes.CLASS_NAMES`
           (``0`` background, ``1`` liver, ``2`` spleen, ``3`` kidneys, ``4`` pancreas), all present;
         - ``affine``: ``float64`` 4x4 voxel-to-world (RAS+, mm) matrix ``diag(spacing)`` with the
           origin placed so that the volume is centred on ``(0, 0, 0)``.
@@ -768,8 +766,8 @@ def generate_phantom_case(
     seed = check_int("seed", seed, 0)
     shp, sp = check_geometry(shape, spacing)
     image, label, affine = _Phantom(seed, shp, sp).build()
-    counts = np.bincount(label.ravel(), minlength=len(PHANTOM_LABELS))
-    missing = [value for value in PHANTOM_LABELS if counts[value] == 0]
+    counts = np.bincount(label.ravel(), minlength=len(CLASS_NAMES))
+    missing = [value for value in CLASS_NAMES if counts[value] == 0]
     if missing:  # cannot happen for valid geometry; guard against silent empty classes
         raise RuntimeError(f"phantom seed={seed} shape={shp} spacing={sp} lacks labels {missing}.")
     return image, label, affine

@@ -28,13 +28,13 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from monai_ag.data.classes import CLASS_NAMES
 from monai_ag.utils.cli import command_parser, run_command
 from monai_ag.utils.fileio import atomic_write, final_name
 
 from .anatomy import (
     DEFAULT_PHANTOM_SHAPE,
     DEFAULT_PHANTOM_SPACING,
-    PHANTOM_LABELS,
     PHANTOM_VERSION,
     check_geometry,
     check_int,
@@ -135,7 +135,7 @@ def _dataset_json(params: dict[str, Any], cases: list[tuple[str, str, int]]) -> 
         "release": f"phantom v{PHANTOM_VERSION}",
         "tensorImageSize": "3D",
         "modality": {"0": "CT"},
-        "labels": {str(k): v for k, v in PHANTOM_LABELS.items()},
+        "labels": {str(k): v for k, v in CLASS_NAMES.items()},
         "numTraining": len(entries["training"]) + len(entries["validation"]),
         "numTest": len(entries["test"]),
         "training": entries["training"],

@@ -18,28 +18,29 @@ logger = logging.getLogger("monai_ag.networks.fast")
 PROBE_TOLERANCE: dict[torch.dtype, float] = {torch.float64: 1e-9, torch.float32: 1e-4}
 
 
-def probe(spatial_dims: int, dtype: torch.dtype = torch.float32) -> float:
+def probe(network_class: type, spatial_dims: int, dtype: torch.dtype = torch.float32) -> float:
     """
     Compare the fast path with the plain modules on a tiny ``GridAttentionUNet`` (two-head gates on
     every gated level, deep supervision, odd input size, batch-norm statistics away from their
     initial values, work buffers forced on) and return the largest difference of their outputs,
     relative to the largest plain output (at least 1). Leaves torch's random state as it was.
+    ``network_class`` is ``GridAttentionUNet`` (passed by the network's dispatch: the fast path never imports
+    the network it folds).
     Runs in ``dtype`` whatever autocast the caller has on: the first eval-mode call of a network
     often happens under bf16 autocast (``precision="bf16"``), and a float32 probe run there would
     compare two bfloat16 computations against a float32 tolerance and turn the path off.
 
     Example::
 
-        assert probe(3) < 1e-4
+        assert probe(GridAttentionUNet, 3) < 1e-4
     """
     from monai_ag.networks.fast.unet import FoldedGridAttentionUNet
-    from monai_ag.networks.nets.grid_attention_unet import GridAttentionUNet
 
     size = (13, 11, 9)[:spatial_dims]
     no_autocast = torch.autocast("cpu", enabled=False)
     with torch.random.fork_rng(devices=[]), torch.no_grad(), no_autocast:
         torch.manual_seed(20180411)
-        net = GridAttentionUNet(spatial_dims, 2, 3, channels=(4, 8, 16), strides=(2, 2), fast_inference=False)
+        net = network_class(spatial_dims, 2, 3, channels=(4, 8, 16), strides=(2, 2), fast_inference=False)
         for m in net.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_mean.uniform_(-0.5, 0.5)
@@ -60,13 +61,14 @@ def probe(spatial_dims: int, dtype: torch.dtype = torch.float32) -> float:
 
 
 @lru_cache(maxsize=None)
-def fast_path_available(spatial_dims: int, dtype: torch.dtype) -> bool:
+def fast_path_available(network_class: type, spatial_dims: int, dtype: torch.dtype) -> bool:
     """
     Whether ``GridAttentionUNet`` may compute eval-mode ``forward`` with the fast path for
     ``spatial_dims`` and ``dtype``: the running torch is one the path was tested with
     (:py:data:`~monai_ag.networks.fast.adapters.TESTED_TORCH_VERSIONS`) and :py:func:`probe` agrees
     with the plain modules within :py:data:`PROBE_TOLERANCE`. Decided once per process (per
-    ``spatial_dims`` and ``dtype``); when the answer is no, one warning says why and the plain modules
+    ``spatial_dims`` and ``dtype``; ``network_class`` is ``GridAttentionUNet``, given by its dispatch); when the
+    answer is no, one warning says why and the plain modules
     run instead. ``fast_path_available.cache_clear()`` decides again.
     """
     tol = PROBE_TOLERANCE.get(dtype)
@@ -82,7 +84,7 @@ def fast_path_available(spatial_dims: int, dtype: torch.dtype) -> bool:
         )
         return False
     try:
-        diff = probe(spatial_dims, dtype)
+        diff = probe(network_class, spatial_dims, dtype)
         reason = f"differs from the plain modules by {diff:.3g} (relative; allowed {tol:g})"
     except Exception as e:  # a private API that changed or vanished
         diff, reason = float("inf"), f"failed: {type(e).__name__}: {e}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
 
@@ -15,7 +17,9 @@ from monai_ag.networks.fast.primitives import (
     resize_linear,
     run_module,
 )
-from monai_ag.networks.nets.grid_attention_unet import GridAttentionUNet  # noqa: F401  (annotations)
+
+if TYPE_CHECKING:  # the network imports this package, not the other way round
+    from monai_ag.networks.nets.grid_attention_unet import GridAttentionUNet
 
 __all__ = ["FoldedGridAttentionUNet"]
 

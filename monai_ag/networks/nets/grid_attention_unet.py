@@ -404,7 +404,7 @@ class GridAttentionUNet(nn.Module):
         # the only import of the fast path: a tested torch version and a numerical check, decided once
         from monai_ag.networks.fast import fast_path_available
 
-        return fast_path_available(self.spatial_dims, x.dtype)
+        return fast_path_available(GridAttentionUNet, self.spatial_dims, x.dtype)
 
     @torch.jit.unused
     def fold(self) -> FoldedGridAttentionUNet:

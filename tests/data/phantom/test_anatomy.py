@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from monai_ag.data.phantom import PHANTOM_LABELS, generate_phantom_case
+from monai_ag.data.classes import CLASS_NAMES
+from monai_ag.data.phantom import generate_phantom_case
 
 SHAPE = (80, 64, 48)
 SPACING = (4.0, 4.0, 4.0)
@@ -64,16 +65,16 @@ def test_deterministic_and_seed_dependent(cases):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_labels_present_and_not_fragmented(cases, seed):
     _, label, _ = cases[seed]
-    assert set(np.unique(label).tolist()) == set(PHANTOM_LABELS) == {0, 1, 2, 3, 4}
+    assert set(np.unique(label).tolist()) == set(CLASS_NAMES) == {0, 1, 2, 3, 4}
     for value, expected_components in ((1, 1), (2, 1), (3, 2), (4, 1)):  # two kidneys share label 3
         _, n = ndimage.label(label == value)
-        assert n == expected_components, (PHANTOM_LABELS[value], n)
+        assert n == expected_components, (CLASS_NAMES[value], n)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_organ_volumes_are_realistic(cases, seed):
     _, label, _ = cases[seed]
-    volumes = {name: float((label == value).sum()) * VOXEL_ML for value, name in PHANTOM_LABELS.items()}
+    volumes = {name: float((label == value).sum()) * VOXEL_ML for value, name in CLASS_NAMES.items()}
     assert 1000.0 <= volumes["liver"] <= 1900.0, volumes
     assert 80.0 <= volumes["spleen"] <= 300.0, volumes
     assert 30.0 <= volumes["pancreas"] <= 90.0, volumes
@@ -90,7 +91,7 @@ def test_organ_volumes_are_realistic(cases, seed):
 def test_intensities(cases, seed):
     image, label, _ = cases[seed]
     means = {}
-    for value, name in PHANTOM_LABELS.items():
+    for value, name in CLASS_NAMES.items():
         if value == 0:
             continue
         core = ndimage.binary_erosion(label == value)  # away from partial-volume boundaries

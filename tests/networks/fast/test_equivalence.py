@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from monai_ag.networks.blocks import GridAttentionGate
-from monai_ag.networks.fast import FoldedGridAttentionGate, FoldedGridAttentionUNet, adapters, fast_path_available
+from monai_ag.networks.fast import FoldedGridAttentionUNet, adapters, fast_path_available
+from monai_ag.networks.fast.gate import FoldedGridAttentionGate
 from monai_ag.networks.nets import GridAttentionUNet
 
 
@@ -41,7 +42,7 @@ def _randomize_norms(net: torch.nn.Module) -> None:
 
 
 def _fast_and_plain(net: GridAttentionUNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    assert fast_path_available(net.spatial_dims, x.dtype), "the fast path is off: nothing would be compared"
+    assert fast_path_available(GridAttentionUNet, net.spatial_dims, x.dtype), "the fast path is off: nothing would be compared"
     with torch.no_grad():
         net.fast_inference = False
         plain = net(x)
@@ -180,7 +181,7 @@ def test_repeated_calls_reuse_buffers_without_stale_data():
 
 
 def test_fast_path_is_used_only_when_it_applies(monkeypatch):
-    assert fast_path_available(3, torch.float32)  # decided (the probe run) before counting
+    assert fast_path_available(GridAttentionUNet, 3, torch.float32)  # decided (the probe run) before counting
     calls = []
     original = FoldedGridAttentionUNet.__call__
 
@@ -296,7 +297,7 @@ def test_bf16_fast_path_agrees_with_float32(kwargs, size, batch):
     net = GridAttentionUNet(**kwargs).eval()
     _randomize_norms(net)
     x = torch.randn(batch, kwargs["in_channels"], *size)
-    assert fast_path_available(net.spatial_dims, x.dtype)
+    assert fast_path_available(GridAttentionUNet, net.spatial_dims, x.dtype)
     with torch.no_grad():
         net.fast_inference = False
         ref = net(x)  # float32, plain modules

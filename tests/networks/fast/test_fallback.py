@@ -77,15 +77,15 @@ def _assert_plain_with_one_warning(caplog, folded_calls: list, xs: list[torch.Te
 
 def test_probe_agrees_on_this_torch():
     assert adapters.torch_version_tested(), f"torch {torch.__version__} is not in TESTED_TORCH_VERSIONS"
-    assert probe.probe(3) < 1e-5 and probe.probe(2) < 1e-5
-    assert probe.probe(3, torch.float64) < 1e-12
+    assert probe.probe(GridAttentionUNet, 3) < 1e-5 and probe.probe(GridAttentionUNet, 2) < 1e-5
+    assert probe.probe(GridAttentionUNet, 3, torch.float64) < 1e-12
 
 
 def test_probe_leaves_the_random_state_alone():
     torch.manual_seed(3)
     expected = torch.rand(4)
     torch.manual_seed(3)
-    probe.probe(2)
+    probe.probe(GridAttentionUNet, 2)
     assert torch.equal(torch.rand(4), expected)
 
 
@@ -182,7 +182,7 @@ def test_first_call_under_bf16_autocast_keeps_the_fast_path():
         "with torch.no_grad():\n"
         "    with_precision(net, 'bf16', 'cpu')(torch.rand(1, 1, 16, 16, 16))\n"
         "assert (1, True) in calls, f'the folded bf16 path was not called: {calls}'\n"
-        "assert fast_path_available(3, torch.float32)\n"
+        "assert fast_path_available(GridAttentionUNet, 3, torch.float32)\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

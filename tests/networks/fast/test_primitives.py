@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from monai_ag.networks.fast import BufferPool, FoldedConv, adapters, linear_resize_matrix, primitives, resize_linear
+from monai_ag.networks.fast import adapters, primitives
+from monai_ag.networks.fast.primitives import BufferPool, FoldedConv, linear_resize_matrix, resize_linear
 
 
 @pytest.mark.parametrize(

@@ -230,7 +230,7 @@ def test_torchscript_round_trip(tmp_path):
 def test_onnx_dynamic_spatial_axes(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from monai_ag.networks.utils import export_onnx
+    from monai_ag.networks import export_onnx
 
     net = GridAttentionUNet(3, 1, 4).eval()
     path = export_onnx(net, tmp_path / "net.onnx", example_size=(64, 64, 48))
