@@ -35,8 +35,8 @@ from typing import Any, Iterator
 import nibabel as nib
 import numpy as np
 
-from .datalist import _load_with_monai
 from .geometry import NIFTI_SUFFIXES, squeeze_trailing
+from .images import read_image
 
 __all__ = ["InvalidImageError", "check_inference_image", "check_inference_inputs", "errors_logged"]
 
@@ -72,7 +72,7 @@ def _read(path: str) -> np.ndarray:
     """The voxels of a NIfTI file (nibabel, scaling applied) or a DICOM series/other image (MONAI's ``LoadImage``)."""
     if path.lower().endswith(NIFTI_SUFFIXES) and os.path.isfile(path):
         return np.asanyarray(nib.load(path).dataobj)
-    return _load_with_monai(path, with_data=True)[2]  # type: ignore[return-value]
+    return read_image(path, with_data=True)[2]  # type: ignore[return-value]
 
 
 def _shape_problem(shape: tuple[int, ...]) -> str | None:

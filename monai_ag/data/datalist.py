@@ -37,13 +37,11 @@ from monai.config import PathLike
 from monai.data import load_decathlon_datalist
 
 from .geometry import AFFINE_ATOL, NIFTI_SUFFIXES, same_grid, squeeze_trailing
+from .images import is_dicom_series_dir, is_nifti_file, read_image
 
 __all__ = [
-    "NIFTI_SUFFIXES",
     "check_datalist",
     "inference_datalist",
-    "is_dicom_series_dir",
-    "is_nifti_file",
     "load_datalist",
     "split_datalist",
     "train_val_datalists",
@@ -51,59 +49,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DICOM_MAGIC = b"DICM"
-_DICOM_MAGIC_OFFSET = 128  # a DICOM Part 10 file has a 128-byte preamble, then "DICM"
 _MAX_LISTED = 10  # how many offending values / file names an error message lists at most
-
-
-def is_nifti_file(path: PathLike) -> bool:
-    """Whether ``path`` is an existing file whose name ends with ``.nii`` or ``.nii.gz`` (case-insensitive).
-
-    Args:
-        path: the path to test.
-
-    Returns:
-        ``True`` for an existing NIfTI file.
-    """
-    return os.path.isfile(path) and os.fspath(path).lower().endswith(NIFTI_SUFFIXES)
-
-
-def _has_dicom_magic(path: PathLike) -> bool:
-    """Whether the file at ``path`` carries the ``DICM`` magic of a DICOM Part 10 file at byte 128."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(_DICOM_MAGIC_OFFSET)
-            return f.read(len(_DICOM_MAGIC)) == _DICOM_MAGIC
-    except OSError:  # unreadable (permissions, a broken link): not something ITK could read either
-        return False
-
-
-def is_dicom_series_dir(path: PathLike) -> bool:
-    """Whether ``path`` is a directory that directly contains DICOM files (a DICOM series directory).
-
-    DICOM files are recognised by the ``DICM`` magic at byte offset 128, not by their suffix: files exported by
-    scanners and PACS often have no ``.dcm`` suffix. Hidden files, NIfTI files and ``DICOMDIR`` index files are
-    ignored (a ``DICOMDIR`` is an index of a media folder, not an image). Subdirectories are not searched.
-
-    Args:
-        path: the directory to test.
-
-    Returns:
-        ``True`` when at least one file directly inside ``path`` is a DICOM file.
-    """
-    if not os.path.isdir(path):
-        return False
-    try:
-        entries = sorted(os.scandir(path), key=lambda e: e.name)
-    except OSError:
-        return False
-    for entry in entries:
-        name = entry.name
-        if name.startswith(".") or name.upper() == "DICOMDIR" or name.lower().endswith(NIFTI_SUFFIXES):
-            continue
-        if entry.is_file() and _has_dicom_magic(entry.path):
-            return True
-    return False
 
 
 def _read_dataset_json(dataset_dir: PathLike, dataset_json: str) -> tuple[Path, dict[str, Any]]:
@@ -231,23 +177,6 @@ def load_datalist(
     return items
 
 
-def _load_with_monai(path: str, with_data: bool) -> tuple[tuple[int, ...], np.ndarray, np.ndarray | None]:
-    """Read a DICOM series directory (ITK) or a non-NIfTI file with MONAI's ``LoadImage``.
-
-    ``LoadImage`` is used, rather than ITK directly, so that the geometry checked here (shape, RAS affine) is
-    exactly the one the bundle's ``LoadImaged`` will produce.
-    """
-    from monai.transforms import LoadImage  # deferred: importing monai.transforms is slow
-
-    reader = "ITKReader" if os.path.isdir(path) else None
-    img, meta = LoadImage(reader=reader, image_only=False)(path)
-    # the raw file's shape, with a channel dimension (e.g. RGB) kept so that it fails the 3D check
-    shape = tuple(int(s) for s in img.shape)
-    affine = np.asarray(meta["affine"], dtype=np.float64)
-    data = np.asarray(img) if with_data else None
-    return shape, affine, data
-
-
 def _read_geometry(
     path: str, role: str, index: int, with_data: bool = False
 ) -> tuple[tuple[int, ...], np.ndarray, np.ndarray | None]:
@@ -265,7 +194,7 @@ def _read_geometry(
             shape, affine = tuple(int(s) for s in nii.shape), np.asarray(nii.affine, dtype=np.float64)
             data = np.asanyarray(nii.dataobj) if with_data else None
         else:
-            shape, affine, data = _load_with_monai(path, with_data)
+            shape, affine, data = read_image(path, with_data)
     except Exception as e:  # any reader failure is reported with the file and the reader's own message
         raise ValueError(f"item #{index}: cannot read {role} {path}: {type(e).__name__}: {e}") from e
     shape3d = squeeze_trailing(shape)

@@ -12,15 +12,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_ag.data.datalist import (
-    check_datalist,
-    inference_datalist,
-    is_dicom_series_dir,
-    is_nifti_file,
-    load_datalist,
-    split_datalist,
-    train_val_datalists,
-)
+from monai_ag.data.datalist import check_datalist, inference_datalist, load_datalist, split_datalist, train_val_datalists
+from monai_ag.data.images import is_dicom_series_dir
 
 SHAPE = (8, 8, 6)
 AFFINE = np.array([[1.5, 0, 0, -6.0], [0, 1.5, 0, -6.0], [0, 0, 2.5, -7.5], [0, 0, 0, 1]])
@@ -473,30 +466,7 @@ def test_train_val_datalists_errors(tmp_path):
         train_val_datalists(tmp_path / "imagesTr")
 
 
-# ------------------------------------------------------------------ DICOM detection and inference_datalist
-
-
-def test_is_dicom_series_dir(tmp_path):
-    series = tmp_path / "series"
-    _write_fake_dicom(series / "IM0001")  # no .dcm suffix: detected by the magic
-    assert is_dicom_series_dir(series)
-    assert not is_dicom_series_dir(series / "IM0001")  # a file, not a directory
-    assert not is_dicom_series_dir(tmp_path / "nowhere")
-    assert not is_dicom_series_dir(tmp_path)  # DICOM files only in a subdirectory
-    other = tmp_path / "other"
-    _write_nifti(other / "a.nii.gz", _image())
-    (other / "notes.dcm").write_text("a .dcm suffix without the DICM magic" * 10)
-    (other / "short").write_bytes(b"DICM")
-    assert not is_dicom_series_dir(other)
-    media = tmp_path / "media"
-    _write_fake_dicom(media / "DICOMDIR")  # an index file alone is not a series
-    _write_fake_dicom(media / ".hidden")
-    assert not is_dicom_series_dir(media)
-
-
-def test_is_nifti_file(tmp_path):
-    f = _write_nifti(tmp_path / "A.NII.GZ", _image())
-    assert is_nifti_file(f) and not is_nifti_file(tmp_path / "missing.nii") and not is_nifti_file(tmp_path)
+# ------------------------------------------------------------------ inference_datalist
 
 
 def test_inference_datalist_single_nifti(tmp_path, monkeypatch):

@@ -1,18 +1,12 @@
+"""The checks and run records around a bundle run (monai_ag.bundle.workflow), and the deprecated old names."""
+
 from __future__ import annotations
+
+import warnings
 
 import pytest
 
-from monai_ag.utils import as_bool, check_bundle, refuse_overwrite, require_file
-
-
-@pytest.mark.parametrize("value,expected", [(True, True), ("true", True), ("False", False), ("0", False), (1, True), ("yes", True)])
-def test_as_bool(value, expected):
-    assert as_bool(value) is expected
-
-
-def test_as_bool_rejects_other_values():
-    with pytest.raises(ValueError, match="resume must be true or false, got 'sure'"):
-        as_bool("sure", "resume")
+from monai_ag.bundle import check_bundle, refuse_overwrite, require_file
 
 
 def test_checks(tmp_path):
@@ -32,7 +26,7 @@ def test_save_run_config_rebuilds_the_command_line_config(tmp_path, monkeypatch)
     import json
     import sys
 
-    from monai_ag.utils import save_run_config
+    from monai_ag.bundle import save_run_config
 
     configs = tmp_path / "configs"
     configs.mkdir()
@@ -54,3 +48,17 @@ def test_save_run_config_rebuilds_the_command_line_config(tmp_path, monkeypatch)
     monkeypatch.setattr(sys, "argv", ["pytest"])  # not a bundle run: provenance only
     record = json.loads(open(save_run_config(tmp_path / "run2")).read())
     assert "config" not in record and record["argv"] == ["pytest"]
+
+
+def test_old_names_still_work_with_a_deprecation_warning(tmp_path):
+    """A bundle config written before the helpers moved calls monai_ag.utils.bundle.*: it must still run."""
+    import monai_ag.utils.bundle as old
+
+    (tmp_path / "configs").mkdir()
+    with pytest.warns(DeprecationWarning, match=r"monai_ag.utils.bundle.check_bundle moved to monai_ag.bundle.check_bundle"):
+        assert old.check_bundle(tmp_path) == check_bundle(tmp_path)
+    with pytest.warns(DeprecationWarning, match=r"as_bool moved to monai_ag.utils.as_bool"):
+        assert old.as_bool("yes") is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import monai_ag.utils  # noqa: F401  (importing the package warns about nothing)
