@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from monai.utils import min_version, optional_import
 
+from monai_ag.visualize.attention import attention_figure, figure_to_array
+
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -109,8 +111,6 @@ class AttentionImageHandler:
             logger.warning("AttentionImageHandler: matplotlib is not installed, no attention images are logged.")
             self._disabled = True
             return
-        from monai_ag.visualize.attention import attention_figure, figure_to_array  # noqa: PLC0415
-
         net = getattr(self.network, "module", self.network)
         if not hasattr(net, "attention_maps"):
             logger.warning(f"AttentionImageHandler: {type(net).__name__} has no attention_maps(), no attention images.")

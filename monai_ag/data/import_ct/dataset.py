@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from monai_ag.data.classes import CLASS_NAMES
-from monai_ag.data.presets import get_preset, load_mapping
+from monai_ag.data.presets import PRESETS, get_preset, load_mapping
+from monai_ag.utils.cli import EXPECTED_ERRORS, command_parser, run_command
 from monai_ag.utils.fileio import atomic_write, refuse_overwrite
 
 from .case import import_case
@@ -130,9 +131,6 @@ def import_ct(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m monai_ag.data.import_ct SRC [SRC ...] --output DIR [--preset NAME]``."""
-    from monai_ag.data.presets import PRESETS  # noqa: PLC0415
-    from monai_ag.utils.cli import EXPECTED_ERRORS, command_parser, run_command  # noqa: PLC0415
-
     parser = command_parser(
         "python -m monai_ag.data.import_ct",
         "Import real abdominal CT (IRCAD or TotalSegmentator folders, image + label-map pairs) into an MSD-style "
