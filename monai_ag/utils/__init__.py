@@ -4,7 +4,7 @@ own helpers are in :py:mod:`monai_ag.bundle` (``monai_ag.utils.bundle`` is a dep
 
 from __future__ import annotations
 
-from .config import as_bool, require_file
+from .config import as_bool, one_of, require_file
 from .fileio import atomic_write, atomic_writes, final_name, refuse_overwrite, temporary_path
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "atomic_write",
     "atomic_writes",
     "final_name",
+    "one_of",
     "refuse_overwrite",
     "require_file",
     "temporary_path",

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["as_bool", "require_file"]
+__all__ = ["as_bool", "one_of", "require_file"]
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0", "")
@@ -26,6 +26,13 @@ def as_bool(value: Any, name: str = "flag") -> bool:
     if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
         return value.strip().lower() in _TRUE
     raise ValueError(f"{name} must be true or false, got {value!r}.")
+
+
+def one_of(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """``value`` when it is one of ``options``; otherwise a ``ValueError`` naming the setting and the options."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {value!r}.")
+    return value
 
 
 def require_file(path: str | os.PathLike, what: str, hint: str = "") -> str:

@@ -244,3 +244,28 @@ def test_fast_path_probes_leave_the_random_streams_alone():
     mkldnn_available.__wrapped__()
     fast_path_available.__wrapped__(GridAttentionUNet, 3, torch.float32)
     assert torch.get_rng_state().equal(before)
+
+
+# the real-CT recipe's schedule and averaged weights: a cosine over the run's iterations, the weights averaged over
+# its second half (both in the checkpoint), model.pt the averaged network
+AVERAGED = {"lr_schedule": "cosine", "warmup_iterations": 2, "weight_averaging": True, "averaging_start": 0.3}
+
+
+def test_resume_with_cosine_schedule_and_averaged_weights_is_exact(phantom, tmp_path):
+    reference = _run(_new_bundle(tmp_path / "reference"), phantom, **AVERAGED)
+    root = _new_bundle(tmp_path / "interrupted")
+    epoch_length = reference.trainer.state.epoch_length
+    _run(root, phantom, stop_at_iteration=2 * epoch_length + 1, **AVERAGED)  # during epoch 3, averaging under way
+    ckpt = _load(root)
+    assert int(ckpt["weight_average"]["n_averaged"]) > 0
+    assert ckpt["lr_scheduler"]["lr_lambdas"][0]["total_iterations"] == 3 * epoch_length
+    resumed = _run(root, phantom, resume=True, **AVERAGED)
+    _assert_same_end(resumed, reference, from_epoch=2)
+    # model.pt: the averaged network, identical in both runs, not the live weights
+    model = torch.load(root / "models" / "model.pt", weights_only=True)
+    expected = torch.load(tmp_path / "reference" / "models" / "model.pt", weights_only=True)
+    for name, value in model.items():
+        torch.testing.assert_close(value, expected[name], atol=1e-6, rtol=0, msg=name)
+    live = resumed.weights()
+    assert any(not torch.equal(model[k], live[k]) for k in live if live[k].is_floating_point())
+    assert (root / "models" / "model_best_validation.pt").is_file()

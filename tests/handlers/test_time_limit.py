@@ -105,3 +105,67 @@ def test_last_epoch_validation_can_be_switched_off(clock):
 def test_negative_budget_is_refused():
     with pytest.raises(ValueError, match="minutes must be None or >= 0, got -1"):
         TrainingTimeLimit(minutes=-1)
+
+
+# --- a schedule that ends where the budget ends ----------------------------------------------------------------
+
+from monai_ag.optimizers import WarmupCosineFactor  # noqa: E402
+
+
+def test_budget_becomes_an_iteration_count_and_the_run_stops_there(clock, caplog):
+    """One minute per iteration (the fake clock), a 30-minute budget: the timed iterations 3-6 give 1 min each, so
+    the schedule ends at iteration 6 + 24 = 30; with 4 iterations per epoch the run stops after epoch 8."""
+    trainer = Engine(lambda e, b: None)
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def _tick(_):
+        clock.now += 60.0
+
+    validator = _Validator()
+    schedule = WarmupCosineFactor(warmup_iterations=2, floor=0.0)
+    handler = TrainingTimeLimit(minutes=30.5, validator=validator, schedule=schedule, skip_iterations=2,
+                                calibration_iterations=4)
+    handler.attach(trainer)
+    with caplog.at_level("INFO", logger="monai_ag.handlers.time_limit"):
+        trainer.run(range(4), max_epochs=100)
+    assert schedule.total_iterations == handler.total_iterations == 30
+    assert trainer.state.iteration == 32 and trainer.state.epoch == 8 and validator.runs == [8]
+    assert "the schedule ends at iteration 30" in caplog.text
+    assert schedule(30) == pytest.approx(0.0) and schedule(2) == pytest.approx(1.0)
+
+
+def test_a_restored_schedule_length_is_kept_and_the_clock_stays_a_ceiling(clock, caplog):
+    """A resumed run continues to the length saved with its scheduler (no new timing); the wall clock still stops a
+    run that has not reached it, with a warning."""
+    trainer = _trainer(clock)  # one minute per iteration
+    schedule = WarmupCosineFactor(warmup_iterations=0, total_iterations=1000)
+    TrainingTimeLimit(minutes=3, schedule=schedule).attach(trainer)
+    with caplog.at_level("WARNING", logger="monai_ag.handlers.time_limit"):
+        trainer.run(range(2), max_epochs=100)
+    assert schedule.total_iterations == 1000 and trainer.state.iteration == 4
+    assert "before the schedule's end (1000): the learning rate did not reach its floor" in caplog.text
+
+
+def test_without_a_budget_the_schedule_spans_max_epochs(clock):
+    trainer = _trainer(clock)
+    schedule = WarmupCosineFactor(warmup_iterations=1)
+    TrainingTimeLimit(schedule=schedule).attach(trainer)
+    trainer.run(range(3), max_epochs=5)
+    assert schedule.total_iterations == 15 and trainer.state.epoch == 5
+
+
+def test_the_timed_length_is_rank_0s_under_torchrun(clock, monkeypatch):
+    monkeypatch.setattr(time_limit.dist, "is_available", lambda: True)
+    monkeypatch.setattr(time_limit.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(time_limit.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(time_limit.dist, "broadcast_object_list", lambda box, src: box.__setitem__(0, 12))
+    trainer = _trainer(clock)
+    schedule = WarmupCosineFactor(warmup_iterations=0)
+    TrainingTimeLimit(minutes=50, schedule=schedule, skip_iterations=1, calibration_iterations=1).attach(trainer)
+    trainer.run(range(2), max_epochs=100)
+    assert schedule.total_iterations == 12 and trainer.state.iteration == 12
+
+
+def test_bad_timing_arguments_are_refused():
+    with pytest.raises(ValueError, match="calibration_iterations >= 1, got 5 and 0"):
+        TrainingTimeLimit(minutes=1, skip_iterations=5, calibration_iterations=0)

@@ -65,3 +65,25 @@ def test_side_by_side_table_lists_every_run_with_dice_and_hd95():
     assert len(lines) == 4 and lines[0].startswith("| fold (validation case) | network |")
     assert lines[2] == "| ircad01 | GridAttentionUNet | equal time | 100 / 200 | 10.4 | 0.900 | 0.800 | 0.700 | n/a | 9.0 | 8.0 | 7.0 | n/a |"
     assert lines[3].split(" | ")[5:9] == ["0.500", "0.000", "0.250", "n/a"]
+
+
+def test_seed_sweep_reports_mean_std_and_fold_spread():
+    seeds = _load("realct_seeds")
+
+    def run(recipe, fold, seed, liver, spleen):
+        summary = {"classes": {"liver": {"metrics": {"dice": {"mean": liver}}}, "spleen": {"metrics": {"dice": {"mean": spleen}}}}}
+        return {"recipe": recipe, "network": "GridAttentionUNet", "fold": fold, "seed": seed, "steps": 120,
+                "wall_minutes_training_run": 5.0, "summary": summary}
+
+    runs = [run("a", "f1", 0, 0.9, 0.5), run("a", "f1", 1, 0.5, None), run("a", "f2", 0, 0.7, 0.7),
+            run("b", "f1", 0, 0.8, 0.6)]
+    summary = seeds.aggregate(runs)
+    a = summary["a / GridAttentionUNet"]
+    assert a["organs"]["liver"]["n"] == 3 and a["organs"]["liver"]["mean"] == pytest.approx(0.7)
+    assert a["organs"]["liver"]["std"] == pytest.approx(0.2)
+    assert a["organs"]["spleen"]["n"] == 2  # a missing value is left out, not counted as 0
+    assert a["folds"]["f1"]["liver"]["spread"] == pytest.approx(0.4) and a["folds"]["f2"]["liver"]["spread"] == 0.0
+    assert summary["b / GridAttentionUNet"]["organs"]["liver"]["std"] is None  # one run: no spread to report
+    lines = seeds.markdown_table(summary).splitlines()
+    assert lines[2].startswith("| a / GridAttentionUNet | 0.700 ± 0.200 | 0.600 ± 0.141 |")
+    assert "| 0.40 / 0.00 / 0.00 | 120 | 5.0 |" in lines[2]
