@@ -37,7 +37,10 @@ def _profile(*files: str) -> dict[str, str]:
     lr_step = get("lr_step")
     steps = parser.get_parsed_content("lr_step")
     third = " (a third of `max_epochs`)" if lr_step == LR_STEP_THIRD else ""
-    schedule = "constant" if steps >= get("max_epochs") else f"×{get('lr_scheduler#gamma'):g} every {steps} epochs{third}"
+    if get("lr_schedule") == "cosine":
+        schedule = f"warm-up {get('warmup_iterations')} iterations, cosine to ×{get('lr_floor'):g} at the run's end"
+    else:
+        schedule = "constant" if steps >= get("max_epochs") else f"×{get('lr_scheduler_step#gamma'):g} every {steps} epochs{third}"
     minutes = get("time_limit_minutes")
     return {
         "channels": f"{channels[0]}…{channels[-1]}",
@@ -49,6 +52,8 @@ def _profile(*files: str) -> dict[str, str]:
         "epochs": f"{get('max_epochs')}, validation every {get('val_interval')}",
         "training time limit": "none" if not minutes else f"{minutes:g} min, then a last validation",
         "precision (CPU)": {"auto": "auto (bf16 where the CPU has it)"}.get(get("precision"), get("precision")),
+        "averaged weights (model.pt)": (f"yes, from {get('averaging_start'):g} of the run" if get("weight_averaging")
+                                        else "no"),
         "flips (left-right, front-back)": "yes" if get("flip_augmentation") else "no",
         "blur, gamma, noise": "yes" if get("scanner_augmentation") else "no",
         "organ-wise intensity shift (contrast phases)": "yes" if get("contrast_phase_augmentation") else "no",
