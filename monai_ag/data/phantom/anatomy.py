@@ -27,7 +27,9 @@ Anatomy (all sizes in mm, so the same seed gives the same patient at any spacing
   stomach, abutting the IVC),
   spleen (crescent, posterior-lateral left), kidneys (bean shaped with a hilum, cortex and medulla,
   lateral to the spine) and a thin oblique pancreas from the duodenal C-loop across the aorta to the
-  splenic hilum, anterior to the left kidney, whose intensity overlaps bowel and soft tissue.
+  splenic hilum, anterior to the left kidney, whose intensity overlaps bowel and soft tissue (their
+  positions, sizes and random ranges: :mod:`~monai_ag.data.phantom.organ_table`; their shapes:
+  :mod:`~monai_ag.data.phantom.organ_shapes`).
 
 Each organ is an implicit surface (rotated ellipsoid-like shapes deformed by low-frequency random
 waves). Where organs compete for a voxel the firmer organ wins (kidneys, then spleen/pancreas, then
@@ -55,6 +57,10 @@ from scipy import ndimage
 
 from monai_ag.data.classes import CLASS_NAMES, class_index
 
+from .geometry import Blob, Box, Grid, Waves, half_extent, is_empty, orthonormal_frame, rotated
+from .organ_shapes import Body, OrganShape, draw_organs
+from .organ_table import KIDNEY_L, KIDNEY_R, LIVER, ORGAN_CLASS_NAMES, PANCREAS, SPLEEN
+
 __all__ = [
     "DEFAULT_PHANTOM_SHAPE",
     "DEFAULT_PHANTOM_SPACING",
@@ -67,7 +73,6 @@ __all__ = [
 
 #: Version of the phantom model; stored in ``dataset.json`` and bumped whenever the anatomy changes.
 PHANTOM_VERSION = 1
-#: Label values of the phantom label maps (Decathlon ``labels`` section).
 #: Default volume shape ``(x, y, z)`` in voxels: 320 x 256 x 192 mm at the default spacing.
 DEFAULT_PHANTOM_SHAPE: tuple[int, int, int] = (160, 128, 96)
 #: Default voxel spacing in mm.
@@ -81,164 +86,8 @@ _MIN_VOXELS_PER_AXIS = 16
 _Z_NORM_MM = 96.0  # z (mm) at which the body-shape polynomials are normalised
 _ORGAN_CLEARANCE_MM = 3.0  # fat plane between organs and bone / muscle / vessels
 
-# internal organ ids (left/right kidney are separate objects) -> label values
-_LIVER, _SPLEEN, _KIDNEY_R, _KIDNEY_L, _PANCREAS = 1, 2, 3, 4, 5
-_ORGAN_TO_LABEL = np.array(
-    [0, *(class_index(name) for name in ("liver", "spleen", "kidney", "kidney", "pancreas"))], dtype=np.uint8
-)
-
-
-# ----------------------------------------------------------------------------------------------
-# geometry helpers
-# ----------------------------------------------------------------------------------------------
-class _Grid:
-    """World (RAS+, mm) coordinates of the voxel centres of a centred volume."""
-
-    def __init__(self, shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> None:
-        self.shape = shape
-        self.spacing = spacing
-        self.origin = tuple(-(n - 1) / 2.0 * s for n, s in zip(shape, spacing))
-        self.axes = tuple(o + s * np.arange(n, dtype=np.float64) for o, s, n in zip(self.origin, spacing, shape))
-
-    def affine(self) -> np.ndarray:
-        aff = np.diag([*self.spacing, 1.0])
-        aff[:3, 3] = self.origin
-        return aff
-
-    def box(self, centre: Sequence[float], half: Sequence[float]) -> tuple[slice, slice, slice]:
-        """Index slices of the voxels whose centres lie within ``centre +- half``."""
-        out = []
-        for ax, c, h in zip(self.axes, centre, half):
-            lo = int(np.searchsorted(ax, c - h, side="left"))
-            hi = int(np.searchsorted(ax, c + h, side="right"))
-            out.append(slice(lo, max(lo, hi)))
-        return out[0], out[1], out[2]
-
-    def offsets(self, sl: tuple[slice, slice, slice], centre: Sequence[float]) -> tuple[np.ndarray, ...]:
-        """Broadcastable world offsets ``(dx, dy, dz)`` from ``centre`` over the box ``sl``."""
-        dx = (self.axes[0][sl[0]] - centre[0])[:, None, None]
-        dy = (self.axes[1][sl[1]] - centre[1])[None, :, None]
-        dz = (self.axes[2][sl[2]] - centre[2])[None, None, :]
-        return dx, dy, dz
-
-    def local(
-        self, sl: tuple[slice, slice, slice], centre: Sequence[float], frame: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Coordinates along the rows of ``frame`` (orthonormal local axes) over the box ``sl``."""
-        dx, dy, dz = self.offsets(sl, centre)
-        u, v, w = (r[0] * dx + r[1] * dy + r[2] * dz for r in frame)
-        return u, v, w
-
-
-def _is_empty(sl: tuple[slice, slice, slice]) -> bool:
-    return any(s.stop <= s.start for s in sl)
-
-
-def _unit(v: Sequence[float]) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64)
-    return a / np.linalg.norm(a)
-
-
-def _frame(primary: Sequence[float], secondary: Sequence[float]) -> np.ndarray:
-    """Orthonormal frame (rows) whose first axis is ``primary`` and second is closest to ``secondary``."""
-    e1 = _unit(primary)
-    s = np.asarray(secondary, dtype=np.float64)
-    e2 = _unit(s - np.dot(s, e1) * e1)
-    e3 = np.cross(e1, e2)
-    return np.stack([e1, e2, e3])
-
-
-def _small_rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
-    """Random rotation matrix composed of three rotations of at most ``max_deg`` degrees."""
-    a, b, c = np.deg2rad(rng.uniform(-max_deg, max_deg, 3))
-    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
-    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
-    rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
-def _rotated(frame: np.ndarray, rng: np.random.Generator, max_deg: float) -> np.ndarray:
-    return frame @ _small_rotation(rng, max_deg).T
-
-
-def _half_extent(frame: np.ndarray, radii: Sequence[float], margin: float) -> np.ndarray:
-    """Half size of the axis-aligned box bounding an ellipsoid, enlarged by ``margin`` (fraction)."""
-    r = np.asarray(radii, dtype=np.float64)
-    return np.sqrt(((frame * r[:, None]) ** 2).sum(axis=0)) * (1.0 + margin) + 2.0
-
-
-class _Waves:
-    """Smooth random field: a sum of a few random plane waves (zero mean, std ~ ``amplitude``)."""
-
-    def __init__(
-        self, rng: np.random.Generator, amplitude: float, fmin: float, fmax: float, n: int = 5
-    ) -> None:
-        directions = rng.standard_normal((n, 3))
-        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        self.k = directions * (2.0 * np.pi * rng.uniform(fmin, fmax, n))[:, None]
-        self.phase = rng.uniform(0.0, 2.0 * np.pi, n)
-        self.scale = amplitude * math.sqrt(2.0 / n)
-
-    def on_box(
-        self,
-        grid: _Grid,
-        sl: tuple[slice, slice, slice],
-        centre: Sequence[float],
-        frame: np.ndarray | None = None,
-        scale: Sequence[float] = (1.0, 1.0, 1.0),
-    ) -> np.ndarray:
-        """Evaluate the field at ``p_j = frame[j] . (x - centre) / scale[j]`` over the box ``sl``.
-
-        Each wave is linear in the world offsets, so ``sin(a(x, y) + b(z))`` is expanded into 2D and
-        1D factors: this costs a few multiply-adds per voxel instead of a ``sin``.
-        """
-        dx, dy, dz = grid.offsets(sl, centre)
-        frame = np.eye(3) if frame is None else frame
-        k_world = (self.k / np.asarray(scale, dtype=np.float64)[None, :]) @ frame
-        out = np.zeros((dx.shape[0], dy.shape[1], dz.shape[2]), dtype=np.float64)
-        for k, ph in zip(k_world, self.phase):
-            a = k[0] * dx[:, :, 0] + k[1] * dy[:, :, 0]
-            b = k[2] * dz[0, 0, :] + ph
-            out += np.sin(a)[:, :, None] * np.cos(b)[None, None, :]
-            out += np.cos(a)[:, :, None] * np.sin(b)[None, None, :]
-        out *= self.scale
-        return out
-
-
-def _smooth_min(a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
-    """Minimum of ``a`` and ``b`` with the corner rounded over about ``radius``."""
-    return np.minimum(a, b) - radius * np.log1p(np.exp(-np.abs(a - b) / radius))
-
-
-def _ellipsoid(u: np.ndarray, v: np.ndarray, w: np.ndarray, radii: Sequence[float]) -> np.ndarray:
-    """Normalised implicit ellipsoid: ``< 0`` inside, ``0`` on the surface, about ``distance / radius``."""
-    return np.sqrt((u / radii[0]) ** 2 + (v / radii[1]) ** 2 + (w / radii[2]) ** 2) - 1.0
-
-
-class _Blob:
-    """A randomly deformed ellipsoid in a local frame (used for organs, stomach, bowel, ...)."""
-
-    def __init__(
-        self,
-        centre: Sequence[float],
-        frame: np.ndarray,
-        radii: Sequence[float],
-        waves: _Waves | None = None,
-    ) -> None:
-        self.centre = np.asarray(centre, dtype=np.float64)
-        self.frame = frame
-        self.radii = np.asarray(radii, dtype=np.float64)
-        self.waves = waves
-
-    def box(self, grid: _Grid, margin: float = 0.2) -> tuple[slice, slice, slice]:
-        return grid.box(self.centre, _half_extent(self.frame, self.radii, margin))
-
-    def field(self, grid: _Grid, sl: tuple[slice, slice, slice]) -> np.ndarray:
-        u, v, w = grid.local(sl, self.centre, self.frame)
-        f = _ellipsoid(u, v, w, self.radii)
-        if self.waves is not None:
-            f = f + self.waves.on_box(grid, sl, self.centre, self.frame, self.radii)
-        return f
+# the organ table's internal organ ids (1, 2, ...; the kidneys are two objects) -> label values
+_ORGAN_TO_LABEL = np.array([0, *(class_index(ORGAN_CLASS_NAMES[i]) for i in sorted(ORGAN_CLASS_NAMES))], dtype=np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,7 +98,7 @@ class _Phantom:
 
     def __init__(self, seed: int, shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> None:
         self.rng = np.random.default_rng(seed)
-        self.grid = _Grid(shape, spacing)
+        self.grid = Grid(shape, spacing)
         self.shape = shape
         self.image = np.full(shape, -1000.0, dtype=np.float32)
         self.owner = np.zeros(shape, dtype=np.uint8)  # internal organ id, 0 = none
@@ -374,9 +223,7 @@ class _Phantom:
             self.no_organ[sl] |= dist < _ORGAN_CLEARANCE_MM
 
     # -- organs ---------------------------------------------------------------------------------
-    def _claim(
-        self, organ: int, sl: tuple[slice, slice, slice], f: np.ndarray, best: np.ndarray, rank: float = 0.0
-    ) -> None:
+    def _claim(self, organ: int, sl: Box, f: np.ndarray, best: np.ndarray, rank: float = 0.0) -> None:
         """Give voxels inside ``f`` to ``organ`` where it is deeper inside than any earlier organ.
 
         Between organs of different ``rank`` the higher rank wins (firm organs such as the kidneys keep
@@ -390,136 +237,19 @@ class _Phantom:
         b[take] = depth[take]
 
     def organs(self) -> None:
-        rng, g = self.rng, self.grid
-        sx, sy = self.sx, self.sy
+        """Draw the organs of the organ table in its order; each takes the voxels it wins (see :meth:`_claim`)."""
         best = np.full(self.shape, np.inf, dtype=np.float32)
-        self.organ_fields: dict[int, tuple[tuple[slice, slice, slice], np.ndarray]] = {}
-        self.extras: dict[str, Any] = {}
-
-        def jitter(base: Sequence[float], amount: Sequence[float]) -> np.ndarray:
-            b = np.asarray(base, dtype=np.float64) * np.array([sx, sy, 1.0])
-            return b + rng.uniform(-1.0, 1.0, 3) * np.asarray(amount)
-
-        # liver: large wedge on the patient's right, cut obliquely below/left, its medial edge at the IVC
-        c = jitter((30.0, 18.0, 4.0), (5.0, 4.0, 3.0))
-        radii = (rng.uniform(104.0, 114.0), rng.uniform(88.0, 96.0), rng.uniform(70.0, 76.0))
-        liver = _Blob(c, _small_rotation(rng, 8.0).T, radii, _Waves(rng, 0.05, 0.3, 1.0))
-        normal = _unit((-rng.uniform(0.2, 0.4), -0.15, -1.0))
-        cut_point = c + np.array([0.0, 0.0, -rng.uniform(56.0, 64.0)])
-        # the liver does not reach left of the IVC behind the pancreas / stomach (no wrapping of the aorta)
-        medial_corner = np.array([40.0 * sx, self.y_spine + 48.0, 0.0])
-        gb = _Blob(
-            c + np.array([-8.0, 40.0, -36.0]) + rng.uniform(-3.0, 3.0, 3),
-            _rotated(_frame((0.0, 0.5, -1.0), (1.0, 0.0, 0.0)), rng, 12.0),
-            (rng.uniform(26.0, 34.0), rng.uniform(12.0, 16.0), rng.uniform(12.0, 16.0)),
-        )
-        sl = liver.box(g)
-        dx, dy, dz = g.offsets(sl, cut_point)
-        f = np.maximum(liver.field(g, sl), (normal[0] * dx + normal[1] * dy + normal[2] * dz) / 40.0)
-        dx, dy, _ = g.offsets(sl, medial_corner)
-        f = np.maximum(f, _smooth_min(-dx, 0.25 * (-dx) - dy, 12.0) / 40.0)  # left lobe: a thinning wedge
-        # the stomach (fundus under the left diaphragm, antrum crossing anterior to the pancreas) and the
-        # gallbladder indent the liver: the left lobe drapes over the stomach
-        stomach = _Blob(
-            np.array([-30.0 * sx, 25.0 * sy, 35.0]) + rng.uniform(-5.0, 5.0, 3),
-            _rotated(_frame((-0.8, -0.5, 0.7), (1.0, 0.0, 0.0)), rng, 10.0),
-            (rng.uniform(55.0, 65.0), rng.uniform(28.0, 34.0), rng.uniform(24.0, 30.0)),
-            _Waves(rng, 0.06, 0.3, 1.0),
-        )
-        f = np.maximum(f, -gb.field(g, sl))
-        f = np.maximum(f, 0.1 - stomach.field(g, sl))  # ~3 mm fat plane around the stomach
-        self._claim(_LIVER, sl, f, best)
-        self.organ_fields[_LIVER] = (sl, f)
-        self.extras["gallbladder"] = gb
-        self.extras["stomach"] = stomach
-
-        # spleen: crescent, posterior-lateral left, concave towards the hilum (medial)
-        c = jitter((-92.0, -30.0, 22.0), (4.0, 4.0, 4.0))
-        frame = _rotated(_frame((0.15, 0.5, -1.0), (1.0, 0.0, 0.0)), rng, 10.0)
-        radii = (rng.uniform(56.0, 64.0), rng.uniform(21.0, 26.0), rng.uniform(35.0, 42.0))
-        bend = rng.uniform(0.25, 0.45)
-        waves = _Waves(rng, 0.05, 0.3, 1.2)
-        spleen = _Blob(c, frame, radii)
-        sl = spleen.box(g, 0.35)
-        u, v, w = g.local(sl, c, frame)
-        un, vn, wn = u / radii[0], v / radii[1], w / radii[2]
-        vn_bent = vn - bend * (un**2 + wn**2)
-        f = np.sqrt(un**2 + vn_bent**2 + wn**2) - 1.0 + waves.on_box(g, sl, c, frame, radii)
-        self._claim(_SPLEEN, sl, f, best, rank=1.0)
-        self.organ_fields[_SPLEEN] = (sl, f)
-
-        # kidneys: bean shaped, upper pole medial and posterior, hilum facing antero-medially
-        kidney_centres = {
-            _KIDNEY_R: jitter((70.0, -42.0, -26.0), (3.0, 3.0, 4.0)),
-            _KIDNEY_L: jitter((-70.0, -40.0, -18.0), (3.0, 3.0, 4.0)),
-        }
-        self.kidney_medulla: dict[int, np.ndarray] = {}
-        for organ, c in kidney_centres.items():
-            side = 1.0 if organ == _KIDNEY_R else -1.0
-            frame = _rotated(_frame((-side * 0.25, -0.25, 1.0), (side, 0.0, 0.0)), rng, 8.0)
-            radii = (rng.uniform(53.0, 58.0), rng.uniform(27.5, 30.5), rng.uniform(23.5, 26.5))
-            kidney = _Blob(c, frame, radii, _Waves(rng, 0.03, 0.3, 1.0))
-            sl = kidney.box(g)
-            f = kidney.field(g, sl)
-            lateral = frame[1] if np.dot(frame[1], (side, 0.0, 0.0)) > 0 else -frame[1]
-            hilum_dir = _unit(-lateral + np.array([0.0, 0.6, 0.0]))
-            notch = _Blob(
-                c + hilum_dir * radii[1] * rng.uniform(0.85, 1.0),
-                _frame(frame[0], hilum_dir),
-                (rng.uniform(16.0, 20.0), rng.uniform(10.0, 13.0), rng.uniform(9.0, 12.0)),
-            )
-            f = np.maximum(f, -notch.field(g, sl))
-            u, v, w = g.local(sl, c, frame)
-            medulla_waves = _Waves(rng, 0.08, 1.0, 2.0)
-            self.kidney_medulla[organ] = (
-                _ellipsoid(u, v, w, radii) + medulla_waves.on_box(g, sl, c, frame, radii) < -0.38
-            )
-            self._claim(organ, sl, f, best, rank=2.0)
-            self.organ_fields[organ] = (sl, f)
-
-        # pancreas: tube from the head (right of midline, by the duodenum) over the aorta to the tail
-        head = jitter((30.0, 18.0, -12.0), (4.0, 3.0, 4.0))
-        tail = jitter((-76.0, -8.0, 16.0), (4.0, 3.0, 4.0))
-        centre = 0.5 * (head + tail)
-        half_len = 0.5 * float(np.linalg.norm(tail - head))
-        frame = _frame(tail - head, (0.0, 1.0, 0.0))  # u: head -> tail, v: anterior, w: ~superior
-        if frame[2][2] < 0:
-            frame[2] = -frame[2]
-        r_body = (rng.uniform(10.0, 12.0), rng.uniform(13.0, 16.0))  # (AP, SI) half thickness
-        r_head = (rng.uniform(14.0, 17.0), rng.uniform(20.0, 25.0))
-        r_tail = (rng.uniform(9.5, 12.0), rng.uniform(12.0, 15.0))
-        bulge = rng.uniform(18.0, 26.0)  # the body arches anteriorly over the aorta
-        lift = rng.uniform(-5.0, 5.0)
-        wig_amp, wig_f, wig_ph = rng.uniform(1.5, 4.0), rng.uniform(1.0, 2.0), rng.uniform(0, 2 * np.pi)
-        waves = _Waves(rng, 0.10, 0.6, 1.8)
-        reach = half_len + 12.0
-        hv = np.abs(frame.T) @ np.array([reach, bulge + r_head[0] + 8.0, r_head[1] + 8.0]) + 6.0
-        sl = g.box(centre, hv)
-        u, v, w = g.local(sl, centre, frame)
-        s = u / half_len
-        sc = np.clip(s, -1.2, 1.2)
-        head_w = np.exp(-(((sc + 1.0) / 0.5) ** 2))
-        tail_w = np.exp(-(((sc - 1.0) / 0.4) ** 2))
-        body_w = np.clip(1.0 - head_w - tail_w, 0.0, 1.0)
-        rv = body_w * r_body[0] + head_w * r_head[0] + tail_w * r_tail[0]
-        rw = body_w * r_body[1] + head_w * r_head[1] + tail_w * r_tail[1]
-        vc = bulge * (1.0 - sc**2) + wig_amp * np.sin(wig_f * np.pi * sc + wig_ph)
-        wc = lift * (1.0 - sc**2)
-        f = np.sqrt(sc**6 + ((v - vc) / rv) ** 2 + ((w - wc) / rw) ** 2) - 1.0
-        f = f + waves.on_box(g, sl, centre, frame, (half_len, r_body[0], r_body[1]))
-        f = np.where(np.abs(s) > 1.15, np.inf, f)
-        self._claim(_PANCREAS, sl, f, best, rank=1.0)
-        self.organ_fields[_PANCREAS] = (sl, f)
-        # splenic vein along the back of the body and tail
-        vein_v = vc - rv - 5.0
-        self.extras["splenic_vein"] = (sl, ((v - vein_v) ** 2 + (w - wc) ** 2 < 4.0**2) & (s > -0.45) & (s < 1.0))
-        self.extras["head"] = head
-
+        shapes, self.landmarks = draw_organs(Body(self.rng, self.grid, self.sx, self.sy, self.y_spine))
+        self.organ_shapes: dict[int, OrganShape] = {}
+        for shape in shapes:
+            self._claim(shape.organ, shape.box, shape.field, best, rank=shape.rank)
+            self.organ_shapes[shape.organ] = shape
         self._remove_fragments()
 
     def _remove_fragments(self) -> None:
         """Keep only the largest connected component of every organ."""
-        for organ, (sl, _f) in self.organ_fields.items():
+        for organ, shape in self.organ_shapes.items():
+            sl = shape.box
             owned = self.owner[sl] == organ
             labels, n = ndimage.label(owned)
             if n > 1:
@@ -535,29 +265,30 @@ class _Phantom:
         self.hu_medulla = self.hu_cortex - rng.uniform(20.0, 35.0)
         self.hu_pancreas = rng.uniform(55.0, 80.0)
         base = {
-            _LIVER: self.hu_liver,
-            _SPLEEN: self.hu_spleen,
-            _KIDNEY_R: self.hu_cortex,
-            _KIDNEY_L: self.hu_cortex,
-            _PANCREAS: self.hu_pancreas,
+            LIVER: self.hu_liver,
+            SPLEEN: self.hu_spleen,
+            KIDNEY_R: self.hu_cortex,
+            KIDNEY_L: self.hu_cortex,
+            PANCREAS: self.hu_pancreas,
         }
-        texture_amp = {_LIVER: 4.0, _SPLEEN: 3.0, _KIDNEY_R: 4.0, _KIDNEY_L: 4.0, _PANCREAS: 9.0}
-        for organ, (sl, _f) in self.organ_fields.items():
+        texture_amp = {LIVER: 4.0, SPLEEN: 3.0, KIDNEY_R: 4.0, KIDNEY_L: 4.0, PANCREAS: 9.0}
+        for organ, shape in self.organ_shapes.items():
+            sl = shape.box
             owned = self.owner[sl] == organ
-            waves = _Waves(rng, texture_amp[organ], 0.02, 0.06 if organ != _PANCREAS else 0.12)
+            waves = Waves(rng, texture_amp[organ], 0.02, 0.06 if organ != PANCREAS else 0.12)
             value = base[organ] + waves.on_box(self.grid, sl, (0.0, 0.0, 0.0))
-            if organ in self.kidney_medulla:
-                value = np.where(self.kidney_medulla[organ], value - (self.hu_cortex - self.hu_medulla), value)
+            if shape.medulla is not None:
+                value = np.where(shape.medulla, value - (self.hu_cortex - self.hu_medulla), value)
             value = np.broadcast_to(value, owned.shape)
             img[sl][owned] = value[owned]
 
     # -- unlabelled soft tissue in the peritoneal cavity ---------------------------------------------
-    def _free(self, sl: tuple[slice, slice, slice]) -> np.ndarray:
+    def _free(self, sl: Box) -> np.ndarray:
         return self.cavity[sl] & ~self.blocked[sl] & (self.owner[sl] == 0)
 
     def _hollow(
         self,
-        blob: _Blob,
+        blob: Blob,
         wall_mm: float,
         hu_wall: float,
         hu_content: float,
@@ -568,7 +299,7 @@ class _Phantom:
         g = self.grid
         hu_gas = self.rng.uniform(-950.0, -850.0)  # drawn first: the random stream must not depend on the FOV
         sl = blob.box(g, margin)
-        if _is_empty(sl):
+        if is_empty(sl):
             return
         f = blob.field(g, sl)
         free = self._free(sl)
@@ -579,7 +310,7 @@ class _Phantom:
         content = outer & inner
         if gas_fraction > 0.0:
             _, dy, _ = g.offsets(sl, blob.centre)
-            extent = float(_half_extent(blob.frame, blob.radii, 0.0)[1])
+            extent = float(half_extent(blob.frame, blob.radii, 0.0)[1])
             gas_level = extent * (1.0 - 2.0 * gas_fraction)  # gas rises anteriorly (patient supine)
             gas = content & (dy > gas_level)
             sub[content & ~gas] = hu_content
@@ -591,22 +322,20 @@ class _Phantom:
         rng = self.rng
         sx, sy = self.sx, self.sy
         # gallbladder (carved out of the liver)
-        gb: _Blob = self.extras["gallbladder"]
-        self._hollow(gb, 2.0, rng.uniform(30.0, 45.0), rng.uniform(0.0, 20.0), 0.0, margin=0.05)
+        self._hollow(self.landmarks.gallbladder, 2.0, rng.uniform(30.0, 45.0), rng.uniform(0.0, 20.0), 0.0, margin=0.05)
         # splenic vein behind the pancreas
-        sl, vein = self.extras["splenic_vein"]
+        sl, vein = self.landmarks.splenic_vein
         vein = vein & self._free(sl)
         self.image[sl][vein] = self.hu_vein
         # stomach: left upper quadrant, anterior to pancreas and spleen
-        stomach: _Blob = self.extras["stomach"]
-        self._hollow(stomach, 5.0, rng.uniform(40.0, 55.0), rng.uniform(5.0, 30.0), rng.uniform(0.15, 0.45))
+        self._hollow(self.landmarks.stomach, 5.0, rng.uniform(40.0, 55.0), rng.uniform(5.0, 30.0), rng.uniform(0.15, 0.45))
         # duodenum: C-loop lateral to the pancreatic head
-        head = self.extras["head"]
-        duodenum = _Blob(
+        head = self.landmarks.pancreas_head
+        duodenum = Blob(
             head + np.array([rng.uniform(22.0, 28.0), -2.0, -4.0]),
-            _rotated(_frame((0.0, 0.0, 1.0), (1.0, 0.0, 0.0)), rng, 15.0),
+            rotated(orthonormal_frame((0.0, 0.0, 1.0), (1.0, 0.0, 0.0)), rng, 15.0),
             (rng.uniform(30.0, 40.0), rng.uniform(10.0, 13.0), rng.uniform(10.0, 13.0)),
-            _Waves(rng, 0.06, 0.5, 1.5),
+            Waves(rng, 0.06, 0.5, 1.5),
         )
         self._hollow(duodenum, 3.0, rng.uniform(35.0, 50.0), rng.uniform(15.0, 40.0), rng.uniform(0.0, 0.3))
         # colon (ascending right, descending left, transverse anterior) and small-bowel loops
@@ -620,7 +349,7 @@ class _Phantom:
             loops.append(
                 (
                     np.array([cx * sx, cy * sy, cz]) + rng.uniform(-6.0, 6.0, 3),
-                    _rotated(_frame(axis, (0.0, 1.0, 0.0)), rng, 12.0),
+                    rotated(orthonormal_frame(axis, (0.0, 1.0, 0.0)), rng, 12.0),
                     (length * rng.uniform(0.85, 1.1), radius * rng.uniform(0.8, 1.1), radius * rng.uniform(0.8, 1.1)),
                 )
             )
@@ -628,11 +357,11 @@ class _Phantom:
             centre = np.array([rng.uniform(-85.0, 85.0) * sx, rng.uniform(-5.0, 80.0) * sy, rng.uniform(-92.0, 8.0)])
             axis = rng.standard_normal(3)
             radius = rng.uniform(9.0, 15.0)
-            loops.append((centre, _frame(axis, rng.standard_normal(3)), (rng.uniform(18.0, 35.0), radius, radius)))
+            loops.append((centre, orthonormal_frame(axis, rng.standard_normal(3)), (rng.uniform(18.0, 35.0), radius, radius)))
         for index, (centre, frame, radii) in enumerate(loops):
             kind = rng.uniform() if index >= len(colon) else 0.0  # the colon always holds some gas
-            waves = _Waves(rng, 0.06, 0.5, 1.5)
-            blob = _Blob(centre, frame, radii, waves)
+            waves = Waves(rng, 0.06, 0.5, 1.5)
+            blob = Blob(centre, frame, radii, waves)
             if kind < 0.35:  # gas with a fluid level
                 self._hollow(blob, 3.0, rng.uniform(30.0, 45.0), rng.uniform(15.0, 35.0), rng.uniform(0.35, 0.9))
             elif kind < 0.8:  # fluid filled
@@ -665,7 +394,7 @@ class _Phantom:
 
     def finish(self) -> None:
         rng, g, img = self.rng, self.grid, self.image
-        tex = _Waves(rng, 5.0, 0.005, 0.02)
+        tex = Waves(rng, 5.0, 0.005, 0.02)
         everywhere = (slice(None), slice(None), slice(None))
         img += np.where(self.inside, tex.on_box(g, everywhere, (0.0, 0.0, 0.0)), 0.0).astype(np.float32)
         sigma = rng.uniform(0.5, 0.7)

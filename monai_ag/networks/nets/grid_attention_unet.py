@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,68 @@ if TYPE_CHECKING:  # the fast path is imported where it is used (see ``_forward_
 __all__ = ["GridAttentionUNet"]
 
 _UPSAMPLE_MODES = {"linear": "linear", "bilinear": "linear", "trilinear": "linear", "deconv": "deconv"}
+
+
+class _Layout(NamedTuple):
+    """The constructor's arguments checked and normalised: what the layers are built from."""
+
+    channels: tuple[int, ...]
+    strides: tuple[tuple[int, ...], ...]
+    kernel: tuple[int, ...]
+    gated_levels: tuple[int, ...]
+    upsample: str
+
+
+def _check_arguments(
+    spatial_dims: int,
+    in_channels: int,
+    out_channels: int,
+    channels: Sequence[int],
+    strides: Sequence[Sequence[int] | int],
+    kernel_size: Sequence[int] | int,
+    dropout: float,
+    gate_heads: int,
+    gated_levels: Sequence[int] | None,
+    upsample: str,
+    deep_supervision: bool,
+    deep_supervision_outputs: bool,
+) -> _Layout:
+    """
+    Check :py:class:`GridAttentionUNet`'s arguments, raising a ``ValueError`` that names the argument,
+    the value given and what is allowed, and normalise them: one stride and kernel size per axis,
+    the strides of the used levels only, the gated levels sorted without repeats, the upsampling mode
+    resolved. Kept apart from the constructor so that it reads as building the layers.
+    """
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("gate_heads", gate_heads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    channels = tuple(channels)
+    if len(channels) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
+        raise ValueError(f"channels must hold at least 2 positive ints (finest first), got {channels!r}.")
+    levels = len(channels) - 1
+    strides = tuple(strides)
+    if len(strides) < levels:
+        raise ValueError(
+            f"strides needs one entry per downsampling, len(channels) - 1 = {levels}, "
+            f"got {len(strides)}: strides={strides!r}, channels={channels!r}."
+        )
+    per_axis = tuple(ensure_tuple_rep(s, spatial_dims) for s in strides[:levels])
+    if any(not isinstance(v, int) or v < 1 for s in per_axis for v in s):
+        raise ValueError(f"strides must be ints >= 1 (one or one per axis per level), got {strides!r}.")
+    kernel = ensure_tuple_rep(kernel_size, spatial_dims)
+    if any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in kernel):
+        raise ValueError(f"kernel_size must be odd positive ints (one or one per axis), got {kernel_size!r}.")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    gated = tuple(range(2, levels + 1)) if gated_levels is None else tuple(sorted(set(gated_levels)))
+    if any(not isinstance(lv, int) or not 1 <= lv <= levels for lv in gated):
+        raise ValueError(f"gated_levels must be levels in 1..{levels} (1 = full resolution), got {gated_levels!r}.")
+    up_mode = look_up_option(upsample, _UPSAMPLE_MODES)
+    if deep_supervision_outputs and not deep_supervision:
+        raise ValueError("deep_supervision_outputs=True needs deep_supervision=True (it reuses its heads).")
+    return _Layout(channels, per_axis, kernel, gated, up_mode)
 
 
 class _ConvBlock(nn.Sequential):
@@ -202,40 +264,18 @@ class GridAttentionUNet(nn.Module):
         fast_inference: bool = True,
     ) -> None:
         super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("gate_heads", gate_heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        channels = tuple(channels)
-        if len(channels) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
-            raise ValueError(f"channels must hold at least 2 positive ints (finest first), got {channels!r}.")
+        layout = _check_arguments(
+            spatial_dims, in_channels, out_channels, channels, strides, kernel_size, dropout, gate_heads,
+            gated_levels, upsample, deep_supervision, deep_supervision_outputs,
+        )
+        channels, kernel, gated = layout.channels, layout.kernel, layout.gated_levels
         levels = len(channels) - 1
-        strides = tuple(strides)
-        if len(strides) < levels:
-            raise ValueError(
-                f"strides needs one entry per downsampling, len(channels) - 1 = {levels}, "
-                f"got {len(strides)}: strides={strides!r}, channels={channels!r}."
-            )
-        self.strides = tuple(ensure_tuple_rep(s, spatial_dims) for s in strides[:levels])
-        if any(not isinstance(v, int) or v < 1 for s in self.strides for v in s):
-            raise ValueError(f"strides must be ints >= 1 (one or one per axis per level), got {strides!r}.")
-        kernel = ensure_tuple_rep(kernel_size, spatial_dims)
-        if any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in kernel):
-            raise ValueError(f"kernel_size must be odd positive ints (one or one per axis), got {kernel_size!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        gated = tuple(range(2, levels + 1)) if gated_levels is None else tuple(sorted(set(gated_levels)))
-        if any(not isinstance(lv, int) or not 1 <= lv <= levels for lv in gated):
-            raise ValueError(f"gated_levels must be levels in 1..{levels} (1 = full resolution), got {gated_levels!r}.")
-        up_mode = look_up_option(upsample, _UPSAMPLE_MODES)
-        if deep_supervision_outputs and not deep_supervision:
-            raise ValueError("deep_supervision_outputs=True needs deep_supervision=True (it reuses its heads).")
 
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.channels = channels
+        self.strides = layout.strides
         self.gated_levels = gated
         self.deep_supervision = deep_supervision
         self.deep_supervision_outputs = deep_supervision_outputs
@@ -274,7 +314,7 @@ class GridAttentionUNet(nn.Module):
                 )
             self.decoder.append(
                 _DecoderLevel(
-                    spatial_dims, channels[i], channels[i + 1], self.strides[i], gate, up_mode,
+                    spatial_dims, channels[i], channels[i + 1], self.strides[i], gate, layout.upsample,
                     up_kernel_size, kernel, norm, act, dropout,
                 )
             )
