@@ -288,7 +288,7 @@ def test_bundle_fails_at_once_without_monai_ag(bundle_copy, tiny_phantom):
     # the first error printed is the import check's, naming the package; the last lines show the check itself
     first = next(line for line in out.stderr.splitlines() if "Error: " in line)
     assert first == (
-        "monai.utils.module.OptionalImportError: import monai_ag -- this bundle needs the monai-ag package: "
+        "monai.utils.module.OptionalImportError: import monai_ag -- this bundle needs monai-ag: "
         "pip install -e <monai-ag checkout> (No module named 'monai_ag')."
     ), first
     assert "this bundle needs" in "".join(out.stderr.splitlines()[-3:])
