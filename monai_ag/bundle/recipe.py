@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import hashlib
 import inspect
 import json
 import logging
@@ -55,7 +54,7 @@ from monai.utils import ensure_tuple
 from pydoc import locate
 
 from monai_ag.utils.config import as_bool
-from monai_ag.utils.fileio import atomic_write
+from monai_ag.utils.fileio import atomic_write, sha256_file
 
 __all__ = [
     "FIXED_SETTINGS",
@@ -91,15 +90,6 @@ def recipe_path(model_path: str | os.PathLike) -> Path:
     """The record beside ``model_path``: ``models/model.pt`` -> ``models/model.recipe.json``."""
     p = Path(model_path)
     return p.with_name(p.stem + ".recipe.json")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """The sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------

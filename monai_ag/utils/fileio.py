@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
@@ -25,7 +26,15 @@ from pathlib import Path
 
 from monai_ag.utils.config import as_bool
 
-__all__ = ["atomic_write", "atomic_writes", "final_name", "refuse_overwrite", "remove_stale_temporaries", "temporary_path"]
+__all__ = [
+    "atomic_write",
+    "atomic_writes",
+    "final_name",
+    "refuse_overwrite",
+    "remove_stale_temporaries",
+    "sha256_file",
+    "temporary_path",
+]
 
 #: ``.partial-<pid>-<12 hex digits>-<final name>``: the name :func:`temporary_path` gives.
 _TEMPORARY_RE = re.compile(r"^\.partial-(?P<pid>\d+)-[0-9a-f]{12}-(?P<name>.+)$")
@@ -188,3 +197,12 @@ def refuse_overwrite(path: str | os.PathLike, overwrite: bool = False, option: s
     if Path(path).exists() and not as_bool(overwrite, "overwrite"):
         raise FileExistsError(f"{path} already exists from an earlier run; pass {option} to replace it or choose another output.")
     return str(path)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file (hex), read in chunks: what a record uses to name the exact file it describes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -6,5 +6,6 @@ from __future__ import annotations
 
 from .attention import attention_figure, render_attention
 from .figures import render_case_figure
+from .preview import render_preview
 
-__all__ = ["attention_figure", "render_attention", "render_case_figure"]
+__all__ = ["attention_figure", "render_attention", "render_case_figure", "render_preview"]
