@@ -37,7 +37,9 @@ def _cpu() -> dict:
     info = {"threads": torch.get_num_threads(), "load_average": os.getloadavg()}
     try:
         text = Path("/proc/cpuinfo").read_text()
-        info["model"] = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+        info["model"] = next(
+            line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")
+        )
         flags = next(line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags"))
         info["flags"] = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")))
         info["cores"] = os.cpu_count()
@@ -48,7 +50,9 @@ def _cpu() -> dict:
 
 def _bundle(config: Path, weights: Path, root: Path) -> Path:
     """A bundle folder as MONAI Label wants it: configs (this inference.json) and models/model.pt."""
-    shutil.copytree(REPO / "bundle" / "configs", root / "configs", ignore=shutil.ignore_patterns("monailabel_train.json"))
+    shutil.copytree(
+        REPO / "bundle" / "configs", root / "configs", ignore=shutil.ignore_patterns("monailabel_train.json")
+    )
     shutil.copy(config, root / "configs" / "inference.json")
     (root / "models").mkdir()
     shutil.copy(weights, root / "models" / "model.pt")
@@ -63,7 +67,9 @@ def bundle_path(root: Path, image: str, out_dir: Path) -> tuple[dict, np.ndarray
     post-processing transform (inverting, discretising, writing) of ``configs/inference.json``."""
     parser = ConfigParser()
     parser.read_config(str(root / "configs" / "inference.json"))
-    parser.update({"bundle_root": str(root), "device": "$torch.device('cpu')", "pred_dir": str(out_dir), "overwrite": True})
+    parser.update(
+        {"bundle_root": str(root), "device": "$torch.device('cpu')", "pred_dir": str(out_dir), "overwrite": True}
+    )
     network = parser.get_parsed_content("network")
     network.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
     network.eval()
@@ -83,7 +89,12 @@ def bundle_path(root: Path, image: str, out_dir: Path) -> tuple[dict, np.ndarray
         steps.append({"transform": type(t).__name__, "s": round(time.perf_counter() - s, 3)})
     t3 = time.perf_counter()
     seg = np.asarray(LoadImage(image_only=True)(next(iter(out_dir.glob("*_seg.nii.gz")))))
-    timing = {"pre_s": round(t1 - t0, 3), "network_s": round(t2 - t1, 3), "after_network_s": round(t3 - t2, 3), "post_steps": steps}
+    timing = {
+        "pre_s": round(t1 - t0, 3),
+        "network_s": round(t2 - t1, 3),
+        "after_network_s": round(t3 - t2, 3),
+        "post_steps": steps,
+    }
     return timing, seg
 
 
@@ -125,11 +136,14 @@ def main() -> None:
     args = ap.parse_args()
 
     result: dict = {
-        "command": "scripts/bench_postprocessing.py " + " ".join(f"--{k} <{k}>" for k in ("image", "weights", "before", "after", "output")),
+        "command": "scripts/bench_postprocessing.py "
+        + " ".join(f"--{k} <{k}>" for k in ("image", "weights", "before", "after", "output")),
         "image_shape": list(LoadImage(image_only=True)(args.image).shape),
         "cpu": _cpu(),
         "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
-        "git_commit": subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "git_commit": subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
     }
     import monai
 

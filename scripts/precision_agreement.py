@@ -42,14 +42,32 @@ def _cpu() -> dict:
 
 def _infer(bundle_root: Path, configs: list[str], dataset_dir: Path, key: str, precision: str, out: Path) -> None:
     cmd = [
-        sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs), "--bundle_root", str(bundle_root),
-        "--dataset_dir", str(dataset_dir), "--data_list_key", key, "--output_dir", str(out), "--precision", precision,
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        str(configs),
+        "--bundle_root",
+        str(bundle_root),
+        "--dataset_dir",
+        str(dataset_dir),
+        "--data_list_key",
+        key,
+        "--output_dir",
+        str(out),
+        "--precision",
+        precision,
     ]
     log = out.parent / f"{precision}.log"
     with open(log, "w") as f:
-        result = subprocess.run(cmd, cwd=bundle_root, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+        result = subprocess.run(
+            cmd, cwd=bundle_root, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
     if result.returncode:
-        sys.exit(f"inference with --precision {precision} failed (exit {result.returncode}):\n{log.read_text()[-3000:]}")
+        sys.exit(
+            f"inference with --precision {precision} failed (exit {result.returncode}):\n{log.read_text()[-3000:]}"
+        )
 
 
 def compare(a: np.ndarray, b: np.ndarray) -> dict:
@@ -76,7 +94,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundle_root", type=Path, required=True, help="bundle folder with models/model.pt")
     parser.add_argument("--dataset_dir", type=Path, required=True, help="dataset folder (dataset.json)")
     parser.add_argument("--data_list_key", default="test", help="the dataset.json list to run on (default test)")
-    parser.add_argument("--config_file", nargs="*", default=[], help="extra configs after inference.json (not a training profile: the model's recipe record gives its settings)")
+    parser.add_argument(
+        "--config_file",
+        nargs="*",
+        default=[],
+        help="extra configs after inference.json (not a training profile: the model's recipe record gives "
+        "its settings)",
+    )
     parser.add_argument("--output", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = parser.parse_args(argv)
@@ -116,8 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(record, indent=2) + "\n")
     total = record["all_cases"]
-    print(f"{len(cases)} case(s): bf16 labels equal fp32 on {100 * total['agreement']:.3f} % of {voxels} voxels, "
-          f"{100 * total['organ_agreement']:.3f} % of the {organ} organ voxels; wrote {args.output}")
+    print(
+        f"{len(cases)} case(s): bf16 labels equal fp32 on {100 * total['agreement']:.3f} % of {voxels} voxels, "
+        f"{100 * total['organ_agreement']:.3f} % of the {organ} organ voxels; wrote {args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,11 @@ def run_sweep(args, recipes: dict[str, dict]) -> Iterator[dict]:
                 for seed in args.seeds:
                     print(f"[{recipe}] {network} fold {fold_case} seed {seed} ...", flush=True)
                     run = _one_run(recipe, settings, network, fold_case, seed, args)
-                    print(f"  {run['steps']} steps, {run['wall_minutes_training_run']:.1f} min; Dice "
-                          f"{_organ_values(run['summary'], 'dice')}", flush=True)
+                    print(
+                        f"  {run['steps']} steps, {run['wall_minutes_training_run']:.1f} min; Dice "
+                        f"{_organ_values(run['summary'], 'dice')}",
+                        flush=True,
+                    )
                     yield run
 
 
@@ -110,25 +113,39 @@ def _cell(s: dict) -> str:
 def markdown_table(summary: dict) -> str:
     """Mean ± std over folds x seeds per organ, the largest seed-to-seed spread of a fold, steps and minutes."""
     organs = list(ORGAN_NAMES.values())
-    head = ["recipe / network"] + [f"{o} Dice" for o in organs] + ["largest fold spread (liver, spleen, kidney)",
-                                                                      "steps", "training min"]
+    head = (
+        ["recipe / network"]
+        + [f"{o} Dice" for o in organs]
+        + ["largest fold spread (liver, spleen, kidney)", "steps", "training min"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, entry in summary.items():
         spread = [max((f[o]["spread"] or 0.0) for f in entry["folds"].values()) for o in ("liver", "spleen", "kidney")]
         row = [key] + [_cell(entry["organs"][o]) for o in organs]
-        row += [" / ".join(f"{s:.2f}" for s in spread), f"{entry['steps']['mean']:.0f}",
-                f"{entry['training_minutes']['mean']:.1f}"]
+        row += [
+            " / ".join(f"{s:.2f}" for s in spread),
+            f"{entry['steps']['mean']:.0f}",
+            f"{entry['training_minutes']['mean']:.1f}",
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--work", type=Path, help="folder for the imported cases and the runs (resumable)")
     parser.add_argument("--report", type=Path, help="only print the table of an existing output JSON")
-    parser.add_argument("--recipe", nargs=2, action="append", default=[], metavar=("NAME", "JSON"),
-                        help="a recipe: its name and the config settings it overrides (repeat for each recipe)")
+    parser.add_argument(
+        "--recipe",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "JSON"),
+        help="a recipe: its name and the config settings it overrides (repeat for each recipe)",
+    )
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="a fixed step budget: this many epochs for every run")
     budget.add_argument("--minutes", type=float, help="a time budget per run instead")
@@ -151,8 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     refuse_overwrite(out_file, args.overwrite, option="--overwrite")
     record = {
         "command": " ".join(["scripts/realct_seeds.py"] + (argv if argv is not None else sys.argv[1:])),
-        "profile": "configs/profile_realct.json", "recipes": recipes, "epochs": args.epochs, "minutes": args.minutes,
-        "cpu": _cpu(), "runs": [],
+        "profile": "configs/profile_realct.json",
+        "recipes": recipes,
+        "epochs": args.epochs,
+        "minutes": args.minutes,
+        "cpu": _cpu(),
+        "runs": [],
     }
     for run in run_sweep(args, recipes):
         record["runs"].append(run)

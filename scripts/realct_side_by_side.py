@@ -61,12 +61,22 @@ NETWORKS = {
     # a network_spec: the class and its arguments (out_channels follows the classes); the model's recipe record
     # carries it to inference
     "UNet": {
-        "_target_": "monai.networks.nets.UNet", "_mode_": "callable", "spatial_dims": 3, "in_channels": 1,
-        "channels": CHANNELS, "strides": [2, 2, 2, 2], "num_res_units": 2, "norm": "batch",
+        "_target_": "monai.networks.nets.UNet",
+        "_mode_": "callable",
+        "spatial_dims": 3,
+        "in_channels": 1,
+        "channels": CHANNELS,
+        "strides": [2, 2, 2, 2],
+        "num_res_units": 2,
+        "norm": "batch",
     },
     "AttentionUnet": {
-        "_target_": "monai.networks.nets.AttentionUnet", "_mode_": "callable", "spatial_dims": 3, "in_channels": 1,
-        "channels": CHANNELS, "strides": [2, 2, 2, 2],
+        "_target_": "monai.networks.nets.AttentionUnet",
+        "_mode_": "callable",
+        "spatial_dims": 3,
+        "in_channels": 1,
+        "channels": CHANNELS,
+        "strides": [2, 2, 2, 2],
     },
 }
 
@@ -80,7 +90,9 @@ def _run(cmd: list[str], log: Path, cwd: Path) -> float:
     """Run ``cmd`` in ``cwd`` with its output in ``log``; the wall time in minutes."""
     start = time.perf_counter()
     with open(log, "w") as out:
-        result = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+        result = subprocess.run(
+            cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
     if result.returncode:
         sys.exit(f"command failed (exit {result.returncode}), see {log}:\n  {' '.join(cmd)}")
     return (time.perf_counter() - start) / 60.0
@@ -99,10 +111,21 @@ def import_cases(data: Path, work: Path) -> Path:
                 tar.extractall(src, filter="data")
     ts = data / "totalseg"
     cmd = [
-        sys.executable, "-m", "monai_ag.data.import_ct", str(src / "ircad01"), str(src / "ircad17"),
-        "--pair", str(ts / "example_ct.nii.gz"), str(ts / "example_ct_seg_v2.nii.gz"),
-        "--pair", str(ts / "example_ct_dicom"), str(ts / "example_seg_dicom.nii.gz"),
-        "--preset", "totalsegmentator_v2", "--output", str(dataset),
+        sys.executable,
+        "-m",
+        "monai_ag.data.import_ct",
+        str(src / "ircad01"),
+        str(src / "ircad17"),
+        "--pair",
+        str(ts / "example_ct.nii.gz"),
+        str(ts / "example_ct_seg_v2.nii.gz"),
+        "--pair",
+        str(ts / "example_ct_dicom"),
+        str(ts / "example_seg_dicom.nii.gz"),
+        "--preset",
+        "totalsegmentator_v2",
+        "--output",
+        str(dataset),
     ]
     _run(cmd, work / "import.log", REPO)
     return dataset
@@ -111,14 +134,24 @@ def import_cases(data: Path, work: Path) -> Path:
 def write_fold(dataset: Path, case: str, work: Path) -> Path:
     """A dataset folder whose validation and test lists hold ``case`` and whose training list the others."""
     desc = json.loads((dataset / "dataset.json").read_text())
-    items = [dict(i, image=str(dataset / i["image"]), label=str(dataset / i["label"])) for i in desc["training"] + desc.get("validation", [])]
+    items = [
+        dict(i, image=str(dataset / i["image"]), label=str(dataset / i["label"]))
+        for i in desc["training"] + desc.get("validation", [])
+    ]
     held_out = [i for i in items if i.get("case_id") == case]
     if not held_out:
-        sys.exit(f"--folds: no case {case!r} in {dataset / 'dataset.json'} (cases: {[i.get('case_id') for i in items]})")
+        sys.exit(
+            f"--folds: no case {case!r} in {dataset / 'dataset.json'} (cases: {[i.get('case_id') for i in items]})"
+        )
     fold = work / "folds" / case
     fold.mkdir(parents=True, exist_ok=True)
-    desc = {"name": f"shared real CT, validation {case}", "labels": desc.get("labels", {}),
-            "training": [i for i in items if i.get("case_id") != case], "validation": held_out, "test": held_out}
+    desc = {
+        "name": f"shared real CT, validation {case}",
+        "labels": desc.get("labels", {}),
+        "training": [i for i in items if i.get("case_id") != case],
+        "validation": held_out,
+        "test": held_out,
+    }
     (fold / "dataset.json").write_text(json.dumps(desc, indent=2))
     return fold
 
@@ -147,8 +180,11 @@ def train_and_evaluate(
     bundle_run = [sys.executable, "-m", "monai.bundle", "run", "--config_file"]
     wall = _run(bundle_run + [str(configs)] + overrides, run_dir / "train.log", run_dir)
     trainer = torch.load(run_dir / "models" / "checkpoint.pt", weights_only=False, map_location="cpu")["trainer"]
-    _run(bundle_run + [str(eval_configs), "--dataset_dir", str(fold), "--precision", "fp32", "--overwrite", "true"],
-         run_dir / "evaluate.log", run_dir)
+    _run(
+        bundle_run + [str(eval_configs), "--dataset_dir", str(fold), "--precision", "fp32", "--overwrite", "true"],
+        run_dir / "evaluate.log",
+        run_dir,
+    )
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
     return {
         "network": name,
@@ -163,7 +199,9 @@ def train_and_evaluate(
 
 def _organ_values(summary: dict, metric: str) -> dict:
     """``{organ: mean metric}`` from an evaluation's ``summary.json`` (None where not scored)."""
-    return {o: summary["classes"][o]["metrics"][metric]["mean"] for o in ORGAN_NAMES.values() if o in summary["classes"]}
+    return {
+        o: summary["classes"][o]["metrics"][metric]["mean"] for o in ORGAN_NAMES.values() if o in summary["classes"]
+    }
 
 
 def _cell(value: float | None, digits: int) -> str:
@@ -178,24 +216,45 @@ def markdown_table(record: dict) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for run in record["runs"]:
         dice, hd95 = _organ_values(run["summary"], "dice"), _organ_values(run["summary"], "hd95_mm")
-        row = [run["fold"], run["network"], run["comparison"], f"{run['epochs']} / {run['steps']}", f"{run['wall_minutes_training_run']:.1f}"]
+        row = [
+            run["fold"],
+            run["network"],
+            run["comparison"],
+            f"{run['epochs']} / {run['steps']}",
+            f"{run['wall_minutes_training_run']:.1f}",
+        ]
         row += [_cell(dice.get(o), 3) for o in organs] + [_cell(hd95.get(o), 1) for o in organs]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the shared data folder")
     parser.add_argument("--work", type=Path, help="folder for the imported cases, runs and evaluations")
     parser.add_argument("--report", type=Path, help="only print the Markdown table of an existing side_by_side.json")
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per run (default 10)")
     parser.add_argument("--folds", nargs="+", default=["ircad01", "example_ct"], help="validation case of each fold")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
-    parser.add_argument("--equal_steps", action="store_true", help="also train the MONAI networks for the Attention U-Net's epochs")
-    parser.add_argument("--equal_steps_epochs", type=int, help="with --equal_steps: this many epochs (e.g. from an earlier run's JSON) instead of the Attention U-Net's in this run")
-    parser.add_argument("--set", nargs=2, action="append", default=[], metavar=("ID", "JSON"),
-                        help="override a config id for every run (an ablation), e.g. --set flip_augmentation true")
+    parser.add_argument(
+        "--equal_steps", action="store_true", help="also train the MONAI networks for the Attention U-Net's epochs"
+    )
+    parser.add_argument(
+        "--equal_steps_epochs",
+        type=int,
+        help="with --equal_steps: this many epochs (e.g. from an earlier run's JSON) instead of the Attention "
+        "U-Net's in this run",
+    )
+    parser.add_argument(
+        "--set",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("ID", "JSON"),
+        help="override a config id for every run (an ablation), e.g. --set flip_augmentation true",
+    )
     parser.add_argument("--output", type=Path, help="folder for side_by_side.json")
     parser.add_argument("--name", default="side_by_side", help="the JSON's and the runs' name (default side_by_side)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output/<name>.json")
@@ -213,7 +272,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = {key: json.loads(value) for key, value in args.set}
     record = {
         "command": " ".join(["scripts/realct_side_by_side.py"] + (argv if argv is not None else sys.argv[1:])),
-        "profile": PROFILE, "settings": settings, "cpu": _cpu(), "runs": [],
+        "profile": PROFILE,
+        "settings": settings,
+        "cpu": _cpu(),
+        "runs": [],
     }
     dataset = import_cases(args.data, args.work)
     for case in args.folds:
@@ -221,11 +283,16 @@ def main(argv: list[str] | None = None) -> None:
         ours_epochs = None
         for name in args.networks:
             print(f"[{case}] {name}: {args.minutes:g} min of training ...", flush=True)
-            run = train_and_evaluate(name, fold, args.work / args.name / case / f"{name}_time", args.minutes, None, settings)
+            run = train_and_evaluate(
+                name, fold, args.work / args.name / case / f"{name}_time", args.minutes, None, settings
+            )
             run.update(fold=case, comparison="equal time")
             record["runs"].append(run)
             out_file.write_text(json.dumps(record, indent=2))
-            print(f"  {run['epochs']} epochs, {run['steps']} steps; Dice {_organ_values(run['summary'], 'dice')}", flush=True)
+            print(
+                f"  {run['epochs']} epochs, {run['steps']} steps; Dice {_organ_values(run['summary'], 'dice')}",
+                flush=True,
+            )
             if name == "GridAttentionUNet":
                 ours_epochs = run["epochs"]
         ours_epochs = args.equal_steps_epochs or ours_epochs
@@ -234,11 +301,16 @@ def main(argv: list[str] | None = None) -> None:
                 if name == "GridAttentionUNet":
                     continue
                 print(f"[{case}] {name}: {ours_epochs} epochs (the Attention U-Net's) ...", flush=True)
-                run = train_and_evaluate(name, fold, args.work / args.name / case / f"{name}_steps", None, ours_epochs, settings)
+                run = train_and_evaluate(
+                    name, fold, args.work / args.name / case / f"{name}_steps", None, ours_epochs, settings
+                )
                 run.update(fold=case, comparison="equal steps")
                 record["runs"].append(run)
                 out_file.write_text(json.dumps(record, indent=2))
-                print(f"  {run['wall_minutes_training_run']:.1f} min; Dice {_organ_values(run['summary'], 'dice')}", flush=True)
+                print(
+                    f"  {run['wall_minutes_training_run']:.1f} min; Dice {_organ_values(run['summary'], 'dice')}",
+                    flush=True,
+                )
     print(markdown_table(record))
     print(f"wrote {out_file}")
 

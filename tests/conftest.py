@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from needs import needs_shared_data
 
 
@@ -33,6 +32,9 @@ def pytest_sessionfinish(session, exitstatus):
     if _ci() and skipped and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         if reporter is not None:
             reporter.ensure_newline()
-            reporter.write_line(f"CI=true: {skipped} test(s) skipped, which fails the run (pytest -rs lists the reasons)",
-                                red=True, bold=True)
+            reporter.write_line(
+                f"CI=true: {skipped} test(s) skipped, which fails the run (pytest -rs lists the reasons)",
+                red=True,
+                bold=True,
+            )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -14,25 +14,50 @@ import nibabel as nib
 import numpy as np
 
 __all__ = [
-    "REQUIRED_SEG_ATTRIBUTES", "assert_seg_of", "dcmqi_segments", "highdicom_frames", "itk_order", "write_ct_series",
+    "REQUIRED_SEG_ATTRIBUTES",
+    "assert_seg_of",
+    "dcmqi_segments",
+    "highdicom_frames",
+    "itk_order",
+    "write_ct_series",
 ]
 
 #: attributes of the modules a Segmentation IOD requires (PS3.3 A.51), each module's type 1/2 ones
 REQUIRED_SEG_ATTRIBUTES = {
     "Patient": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"),
-    "General Study": ("StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
-                      "AccessionNumber"),
+    "General Study": (
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "ReferringPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+    ),
     "General Series": ("Modality", "SeriesInstanceUID", "SeriesNumber"),
     "Segmentation Series": ("Modality", "SeriesNumber"),
     "Frame of Reference": ("FrameOfReferenceUID", "PositionReferenceIndicator"),
     "General Equipment": ("Manufacturer",),
     "Enhanced General Equipment": ("Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions"),
     "General Image": ("InstanceNumber",),
-    "Image Pixel": ("SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored",
-                    "HighBit", "PixelRepresentation", "PixelData"),
+    "Image Pixel": (
+        "SamplesPerPixel",
+        "PhotometricInterpretation",
+        "Rows",
+        "Columns",
+        "BitsAllocated",
+        "BitsStored",
+        "HighBit",
+        "PixelRepresentation",
+        "PixelData",
+    ),
     "Segmentation Image": ("ImageType", "ContentLabel", "SegmentationType", "SegmentSequence", "LossyImageCompression"),
-    "Multi-frame Functional Groups": ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
-                                      "NumberOfFrames", "ContentDate", "ContentTime"),
+    "Multi-frame Functional Groups": (
+        "SharedFunctionalGroupsSequence",
+        "PerFrameFunctionalGroupsSequence",
+        "NumberOfFrames",
+        "ContentDate",
+        "ContentTime",
+    ),
     "Multi-frame Dimension": ("DimensionOrganizationSequence", "DimensionIndexSequence"),
     "Common Instance Reference": ("ReferencedSeriesSequence",),
     "SOP Common": ("SOPClassUID", "SOPInstanceUID"),
@@ -126,7 +151,8 @@ def highdicom_frames(seg_file: Path, source_uids: Sequence[str]) -> dict[str, np
     out = {}
     for item in seg.SegmentSequence:
         pixels = seg.get_pixels_by_source_instance(
-            source_sop_instance_uids=list(source_uids), segment_numbers=[int(item.SegmentNumber)],
+            source_sop_instance_uids=list(source_uids),
+            segment_numbers=[int(item.SegmentNumber)],
             assert_missing_frames_are_empty=True,
         )
         out[str(item.SegmentLabel)] = pixels[..., 0].astype(bool)
@@ -150,8 +176,9 @@ def itk_order(folder: Path, affine: np.ndarray) -> list[str]:
     return [by_slice[k] for k in range(len(by_slice))]
 
 
-def assert_seg_of(seg_file: Path, label: np.ndarray, affine: np.ndarray, source: Path, class_names: dict,
-                  work: Path) -> dict:
+def assert_seg_of(
+    seg_file: Path, label: np.ndarray, affine: np.ndarray, source: Path, class_names: dict, work: Path
+) -> dict:
     """
     The DICOM SEG ``seg_file`` is a valid SEG of the series ``source`` holding, per segment, exactly the voxels of
     ``label`` (on the series' grid ``affine``, RAS) of that class: read back by dcmqi (compared in physical space)

@@ -39,6 +39,9 @@ def needs_module(name: str, kind: str, reason: str) -> ModuleType:
 def needs_shared_data() -> Path:
     """``../shared/data`` beside the project (CI has it), or skip/fail the test."""
     if not SHARED_DATA.is_dir():
-        _missing("SHARED", f"real CT data not available: {SHARED_DATA} does not exist (it ships with the project's "
-                 "CI only)", module_level=False)
+        _missing(
+            "SHARED",
+            f"real CT data not available: {SHARED_DATA} does not exist (it ships with the project's CI only)",
+            module_level=False,
+        )
     return SHARED_DATA

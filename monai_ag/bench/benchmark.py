@@ -76,8 +76,19 @@ def run_benchmark(
         torch.set_num_threads(int(threads))
     try:
         return _run_benchmark(
-            patch_size, volume_size, repeats, sw_repeats, device, out_channels, batch_size, amp, image,
-            reference_size, networks, onnx, log,
+            patch_size,
+            volume_size,
+            repeats,
+            sw_repeats,
+            device,
+            out_channels,
+            batch_size,
+            amp,
+            image,
+            reference_size,
+            networks,
+            onnx,
+            log,
         )
     finally:
         torch.set_num_threads(previous)

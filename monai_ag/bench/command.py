@@ -36,8 +36,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out_channels", type=int, default=5, help="output classes (default 5)")
     p.add_argument("--batch_size", type=int, default=1, help="batch of the forward/training runs (default 1)")
     p.add_argument("--no_amp", action="store_true", help="no float16 autocast on CUDA")
-    p.add_argument("--networks", nargs="+", default=None,
-                   help="measure only these entries (and the baseline), e.g. attention_unet attention_unet_bf16")
+    p.add_argument(
+        "--networks",
+        nargs="+",
+        default=None,
+        help="measure only these entries (and the baseline), e.g. attention_unet attention_unet_bf16",
+    )
     p.add_argument("--onnx", action="store_true", help="also time the ONNX Runtime export of the paper network (CPU)")
     p.add_argument("--image", default=None, help="a CT file for sliding-window inference (resampled to 2 mm)")
     p.add_argument("--output", default=None, help="JSON file to write (default monai_ag_bench_<device>.json)")

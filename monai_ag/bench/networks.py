@@ -35,7 +35,10 @@ __all__ = [
 BASELINE = "monai_attention_unet"
 #: fast-path entries and their plain-module twins (same weights): the same function, and training
 #: always runs the plain modules, so the fast entries share their twin's training figures
-FAST_PLAIN_PAIRS: tuple[tuple[str, str], ...] = (("attention_unet", "attention_unet_plain"), ("no_gates", "no_gates_plain"))
+FAST_PLAIN_PAIRS: tuple[tuple[str, str], ...] = (
+    ("attention_unet", "attention_unet_plain"),
+    ("no_gates", "no_gates_plain"),
+)
 _CHANNELS = (16, 32, 64, 128, 256)
 _STRIDES = (2, 2, 2, 2)
 

@@ -14,7 +14,15 @@ from monai_ag.utils import precision as _precision
 
 from .networks import BASELINE
 
-__all__ = ["PRECISION_TARGETS", "RATIO_KEYS", "TARGETS", "cpu_kind", "precision_targets", "ratios_vs_baseline", "targets"]
+__all__ = [
+    "PRECISION_TARGETS",
+    "RATIO_KEYS",
+    "TARGETS",
+    "cpu_kind",
+    "precision_targets",
+    "ratios_vs_baseline",
+    "targets",
+]
 
 #: the project's speed and memory targets: name -> (description, threshold, direction)
 TARGETS: dict[str, tuple[str, float, str]] = {

@@ -46,12 +46,12 @@ import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from pydoc import locate
 from typing import Any
 
 import numpy as np
 import torch
 from monai.utils import ensure_tuple
-from pydoc import locate
 
 from monai_ag.utils.config import as_bool
 from monai_ag.utils.fileio import atomic_write, sha256_file
@@ -261,8 +261,9 @@ class ModelRecipe:
     def describe(self) -> str:
         """One line: the settings, for the log."""
         return (
-            f"spacing {_show('spacing', self.spacing)} mm, {self.orientation}, HU window {_show('hu_window', self.hu_window)}, "
-            f"{self.num_classes} classes, {_show('network', self.network)}, patch {_show('patch_size', self.patch_size)}"
+            f"spacing {_show('spacing', self.spacing)} mm, {self.orientation}, "
+            f"HU window {_show('hu_window', self.hu_window)}, {self.num_classes} classes, "
+            f"{_show('network', self.network)}, patch {_show('patch_size', self.patch_size)}"
         )
 
     def to_dict(self, model_sha256: str, model_file: str, epoch: int | None = None) -> dict[str, Any]:
@@ -348,7 +349,10 @@ def read_recipe(model_path: str | os.PathLike) -> dict[str, Any] | None:
         logger.warning(
             "%s describes a model file with sha256 %s, but %s has sha256 %s: the weights were replaced after the "
             "record was written (or the record's write was interrupted). Using the record's settings.",
-            path, recorded, model, sha256_file(model),
+            path,
+            recorded,
+            model,
+            sha256_file(model),
         )
     return data
 
@@ -366,8 +370,12 @@ def _normalise(requested: Mapping[str, Any], num_classes: int, where: str) -> di
 
 
 def _resolve(
-    defaults: Mapping[str, Any], requested: Mapping[str, Any], record: Mapping[str, Any] | None, record_file: Path,
-    override: bool, what: str,
+    defaults: Mapping[str, Any],
+    requested: Mapping[str, Any],
+    record: Mapping[str, Any] | None,
+    record_file: Path,
+    override: bool,
+    what: str,
 ) -> dict[str, Any]:
     """
     The fixed settings: the record's (a set value must agree with it, unless ``override``), else the set
@@ -389,12 +397,18 @@ def _resolve(
         elif override:
             logger.warning(
                 "override_recipe: %s %s instead of %s, which %s was trained with (%s)",
-                key, _show(key, mine), _show(key, theirs), what, record_file,
+                key,
+                _show(key, mine),
+                _show(key, theirs),
+                what,
+                record_file,
             )
             settings[key] = mine
         else:
-            conflicts.append(f"  {'network_spec' if key == 'network' else key}: trained with {_show(key, theirs)}, "
-                             f"this run sets {_show(key, mine)}")
+            conflicts.append(
+                f"  {'network_spec' if key == 'network' else key}: trained with {_show(key, theirs)}, "
+                f"this run sets {_show(key, mine)}"
+            )
     if conflicts:
         raise RecipeError(
             f"settings contradict the recipe of {what} (its record: {record_file}):\n" + "\n".join(conflicts) + "\n"
@@ -408,7 +422,9 @@ def _no_record_warning(model: Path, use: str) -> None:
         "%s has no recipe record (%s: written with model.pt by every training since monai-ag 0.1); %s with this "
         "config's spacing, orientation, HU window, classes and network. If the model was trained with other "
         "settings (a profile, overrides), pass them too, or retrain to get a record.",
-        model, recipe_path(model).name, use,
+        model,
+        recipe_path(model).name,
+        use,
     )
 
 
@@ -448,15 +464,22 @@ def for_inference(
 
     model = Path(model_path)
     record = read_recipe(model)
-    requested = {"spacing": spacing, "orientation": orientation, "hu_window": hu_window,
-                 "class_names": class_names, "network": network_spec}
-    settings = _resolve(defaults, requested, record, recipe_path(model), as_bool(override, "override_recipe"),
-                        str(model))
+    requested = {
+        "spacing": spacing,
+        "orientation": orientation,
+        "hu_window": hu_window,
+        "class_names": class_names,
+        "network": network_spec,
+    }
+    settings = _resolve(
+        defaults, requested, record, recipe_path(model), as_bool(override, "override_recipe"), str(model)
+    )
     if record is None and model.is_file():
         _no_record_warning(model, "it runs")
     roi = patch_size if patch_size is not None else (record["patch_size"] if record else defaults["patch_size"])
-    recipe = ModelRecipe(**settings, patch_size=[int(v) for v in ensure_tuple(roi)],
-                         record=recipe_path(model) if record else None)
+    recipe = ModelRecipe(
+        **settings, patch_size=[int(v) for v in ensure_tuple(roi)], record=recipe_path(model) if record else None
+    )
     if metadata_file is not None:
         _check_metadata(Path(metadata_file), recipe)
     logger.info("inference settings (%s): %s", recipe.record or "this config, no record", recipe.describe())
@@ -470,7 +493,8 @@ def _check_metadata(path: Path, recipe: ModelRecipe) -> None:
     channel_def = meta.get("network_data_format", {}).get("outputs", {}).get("pred", {}).get("channel_def")
     if channel_def is not None and {str(k): str(v) for k, v in channel_def.items()} != recipe.class_names:
         raise RecipeError(
-            f"{path}: network_data_format.outputs.pred.channel_def is {json.dumps(channel_def)} but the model's classes "
+            f"{path}: network_data_format.outputs.pred.channel_def is {json.dumps(channel_def)} but the model's "
+            "classes "
             f"are {json.dumps(recipe.class_names)}: MONAI Label names labels from channel_def only; make it match."
         )
 
@@ -514,17 +538,32 @@ def for_training(
     record = read_recipe(start) if start is not None else None
     if start is not None and record is None and start.is_file():
         _no_record_warning(start, "the training starting from it runs")
-    requested = {"spacing": spacing, "orientation": orientation, "hu_window": hu_window,
-                 "class_names": class_names, "network": network_spec}
-    fixed = _resolve(defaults, requested, record, recipe_path(start) if start else Path(),
-                     as_bool(override, "override_recipe"), f"the start weights {start}")
+    requested = {
+        "spacing": spacing,
+        "orientation": orientation,
+        "hu_window": hu_window,
+        "class_names": class_names,
+        "network": network_spec,
+    }
+    fixed = _resolve(
+        defaults,
+        requested,
+        record,
+        recipe_path(start) if start else Path(),
+        as_bool(override, "override_recipe"),
+        f"the start weights {start}",
+    )
     training = {
         "profiles": list(profiles or []),
         "start_weights": str(start) if start else None,
         "settings_from": str(recipe_path(start)) if record else "config",
         "settings": json.loads(json.dumps(dict(settings or {}), default=str)),
     }
-    recipe = ModelRecipe(**fixed, patch_size=[int(v) for v in ensure_tuple(patch_size)],
-                         record=recipe_path(start) if record else None, training=training)
+    recipe = ModelRecipe(
+        **fixed,
+        patch_size=[int(v) for v in ensure_tuple(patch_size)],
+        record=recipe_path(start) if record else None,
+        training=training,
+    )
     logger.info("training settings (%s): %s", recipe.record or "config", recipe.describe())
     return recipe

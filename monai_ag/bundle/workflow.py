@@ -146,6 +146,10 @@ def evaluate_predictions(
     pairs = pair_predictions(pred_dir, datalist, postfix=postfix)
     names = {int(k): v for k, v in class_names.items() if int(k) != 0}
     return segmentation_report(
-        [p for p, _ in pairs], [lb for _, lb in pairs], names, output_dir=output_dir,
-        overwrite=as_bool(overwrite, "overwrite"), annotated=[item.get("annotated") for item in datalist],
+        [p for p, _ in pairs],
+        [lb for _, lb in pairs],
+        names,
+        output_dir=output_dir,
+        overwrite=as_bool(overwrite, "overwrite"),
+        annotated=[item.get("annotated") for item in datalist],
     )

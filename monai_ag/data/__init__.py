@@ -10,10 +10,9 @@ from __future__ import annotations
 from .checks import InvalidImageError, check_inference_image, check_inference_inputs
 from .classes import CLASS_NAMES, NUM_CLASSES, ORGAN_NAMES, class_index
 from .datalist import check_datalist, inference_datalist, load_datalist, split_datalist, train_val_datalists
-from .import_ct import find_cases  # import_ct() itself: monai_ag.data.import_ct.import_ct (the name is the module's)
 from .geometry import AFFINE_ATOL, IMAGE_SUFFIXES, NIFTI_SUFFIXES, same_grid, squeeze_trailing, strip_image_suffix
 from .images import is_dicom_series_dir, is_nifti_file, read_image
-from .presets import PRESETS, LabelPreset, get_preset, load_mapping
+from .import_ct import find_cases  # import_ct() itself: monai_ag.data.import_ct.import_ct (the name is the module's)
 from .phantom import (
     DEFAULT_PHANTOM_SHAPE,
     DEFAULT_PHANTOM_SPACING,
@@ -23,6 +22,7 @@ from .phantom import (
     generate_phantom_case,
     generate_phantom_dataset,
 )
+from .presets import PRESETS, LabelPreset, get_preset, load_mapping
 from .sources import inference_inputs, training_datalists
 
 __all__ = [

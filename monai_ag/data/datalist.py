@@ -68,7 +68,7 @@ def _read_dataset_json(dataset_dir: PathLike, dataset_json: str) -> tuple[Path, 
         raise FileNotFoundError(
             f"{json_path} not found: dataset_dir must contain an MSD-style (Medical Segmentation Decathlon) "
             f'{dataset_json} with a "training" list of {{"image": ..., "label": ...}} entries (paths relative to '
-            f"{dataset_dir}; optional \"validation\" and \"test\" lists). "
+            f'{dataset_dir}; optional "validation" and "test" lists). '
             "Run without --dataset_dir to use the built-in synthetic phantom dataset."
         )
     try:
@@ -85,9 +85,7 @@ def _read_dataset_json(dataset_dir: PathLike, dataset_json: str) -> tuple[Path, 
     return json_path, data
 
 
-def _check_entries(
-    json_path: Path, dataset_dir: Path, data_list_key: str, entries: Any, require_label: bool
-) -> None:
+def _check_entries(json_path: Path, dataset_dir: Path, data_list_key: str, entries: Any, require_label: bool) -> None:
     """Validate the raw ``dataset.json`` list ``entries`` (types, keys, existence of the files) before use."""
     where = f'"{data_list_key}" in {json_path}'
     if not isinstance(entries, list):
@@ -391,7 +389,11 @@ def train_val_datalists(
     _, data = _read_dataset_json(dataset_dir, dataset_json)
     if data.get("validation"):  # present and non-empty; a non-list is reported by load_datalist
         val = load_datalist(
-            dataset_dir, "validation", dataset_json, check=check, num_classes=num_classes,
+            dataset_dir,
+            "validation",
+            dataset_json,
+            check=check,
+            num_classes=num_classes,
             allow_reoriented=allow_reoriented,
         )
         return train, val
@@ -401,7 +403,10 @@ def train_val_datalists(
             "the automatic split (val_fraction %g, seed %d) sets aside %d of %d cases for validation: %s. They are "
             "never trained on. With this few cases, choose the recipe by cross-validation, then train the final "
             "model on all of them with --val_fraction 0 (or list the validation cases in dataset.json).",
-            float(val_fraction), seed, len(val), len(train) + len(val),
+            float(val_fraction),
+            seed,
+            len(val),
+            len(train) + len(val),
             ", ".join(os.path.basename(str(item["image"])) for item in val),
         )
     return train, val
@@ -481,9 +486,7 @@ def inference_datalist(
                 "put the DICOM series in its own subdirectory."
             )
         return [{"image": path}]
-    found = [
-        p for p in (os.path.join(path, n) for n in names) if is_nifti_file(p) or is_dicom_series_dir(p)
-    ]
+    found = [p for p in (os.path.join(path, n) for n in names) if is_nifti_file(p) or is_dicom_series_dir(p)]
     if not found:
         contents = f" (it holds: {_format_names(names)})" if names else " (it is empty)"
         raise ValueError(

@@ -58,7 +58,9 @@ def squeeze_trailing(shape: Sequence[int], ndim: int = 3) -> tuple[int, ...]:
     return out
 
 
-def same_grid(shape_a: Sequence[int], affine_a: Any, shape_b: Sequence[int], affine_b: Any, atol: float = AFFINE_ATOL) -> bool:
+def same_grid(
+    shape_a: Sequence[int], affine_a: Any, shape_b: Sequence[int], affine_b: Any, atol: float = AFFINE_ATOL
+) -> bool:
     """
     Whether two images share one voxel grid: equal shapes and affines equal within ``atol`` mm.
 

@@ -253,9 +253,11 @@ def load_mapping(mapping: str | os.PathLike | Mapping[str, Any], name: str = "us
     masks = {str(k).strip().lower(): _bundle_class(v, f"{where}, mask {k!r}") for k, v in dict(raw_masks).items()}
     if not labels and not masks:
         raise ValueError(f"{where}: the mapping is empty; map label values or mask names to bundle classes.")
-    annotated = tuple(
-        sorted({_bundle_class(v, f"{where}, annotated") for v in mapping.get("annotated", [])} - {0})
-    ) if structured else ()
+    annotated = (
+        tuple(sorted({_bundle_class(v, f"{where}, annotated") for v in mapping.get("annotated", [])} - {0}))
+        if structured
+        else ()
+    )
     max_label = mapping.get("max_label") if structured else None
     if max_label is not None and (not isinstance(max_label, int) or isinstance(max_label, bool) or max_label < 0):
         raise ValueError(f"{where}: max_label must be a non-negative integer, got {max_label!r}.")

@@ -24,7 +24,10 @@ logger = logging.getLogger(__name__)
 
 
 def _is_rank_zero() -> bool:
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_rank() == 0
+    return (
+        not (torch.distributed.is_available() and torch.distributed.is_initialized())
+        or torch.distributed.get_rank() == 0
+    )
 
 
 class AttentionImageHandler:
@@ -88,7 +91,11 @@ class AttentionImageHandler:
             self._writer.flush()
 
     def _case(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        item = batch[0] if isinstance(batch, (list, tuple)) else {k: v[0] for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        item = (
+            batch[0]
+            if isinstance(batch, (list, tuple))
+            else {k: v[0] for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        )
         label = item.get(self.label_key) if self.label_key else None
         return torch.as_tensor(item[self.image_key]), None if label is None else torch.as_tensor(label)
 

@@ -101,8 +101,10 @@ class WeightAveraging:
     def _recompute_batch_norm(self, engine: Engine) -> None:
         averaged = self.averaged.module  # type: ignore[union-attr]
         if int(self.averaged.n_averaged) == 0:  # type: ignore[union-attr]
-            logger.warning("WeightAveraging: the training ended before averaging started; the averaged network is "
-                           "the final weights.")
+            logger.warning(
+                "WeightAveraging: the training ended before averaging started; the averaged network is "
+                "the final weights."
+            )
             self.averaged.update_parameters(self.network)  # type: ignore[union-attr]
         norms = [m for m in averaged.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         if not norms:

@@ -57,7 +57,8 @@ def _finish_data_iterator(engine: Engine) -> None:
         return
     logging.getLogger(__name__).warning(
         "the data iterator still had batches after a whole epoch of %d iterations (one was skipped); a run "
-        "resumed from this checkpoint will not be an exact continuation.", engine.state.epoch_length
+        "resumed from this checkpoint will not be an exact continuation.",
+        engine.state.epoch_length,
     )
 
 
@@ -338,13 +339,19 @@ class TrainingCheckpoint:
             self.logger.info(
                 "training checkpoint %s is at epoch %d of %d: training is already complete, nothing to resume "
                 "(pass a larger max_epochs to continue it)",
-                self.save_path, engine.state.epoch, engine.state.max_epochs,
+                self.save_path,
+                engine.state.epoch,
+                engine.state.max_epochs,
             )
             return
         self.logger.info(
             "resuming training from %s at epoch %d of %d, iteration %d (epochs 1-%d done, %d iterations); %s",
-            self.save_path, engine.state.epoch + 1, engine.state.max_epochs, engine.state.iteration + 1,
-            engine.state.epoch, engine.state.iteration,
+            self.save_path,
+            engine.state.epoch + 1,
+            engine.state.max_epochs,
+            engine.state.iteration + 1,
+            engine.state.epoch,
+            engine.state.iteration,
             "random states restored: an exact continuation" if exact else "NOT an exact continuation (see warning)",
         )
 
@@ -353,19 +360,25 @@ class TrainingCheckpoint:
         if saved is None:
             self.logger.warning(
                 "training checkpoint %s holds no random states (written by an older version); the resumed run "
-                "continues with fresh random streams and is not an exact continuation.", self.save_path
+                "continues with fresh random streams and is not an exact continuation.",
+                self.save_path,
             )
             return False
         if len(saved) != world:
             self.logger.warning(
                 "training checkpoint %s holds the random states of %d process(es) but this run has %d: they are "
-                "not restored, and the resumed run is not an exact continuation.", self.save_path, len(saved), world
+                "not restored, and the resumed run is not an exact continuation.",
+                self.save_path,
+                len(saved),
+                world,
             )
             return False
         problems = set_random_states(saved[rank], self.random_sources)
         if problems:
             self.logger.warning(
                 "training checkpoint %s: some random states could not be restored, the resumed run is not an "
-                "exact continuation: %s", self.save_path, "; ".join(problems)
+                "exact continuation: %s",
+                self.save_path,
+                "; ".join(problems),
             )
         return not problems

@@ -160,7 +160,8 @@ class TrainingTimeLimit:
         elif self.minutes and elapsed >= self.minutes:
             if self.schedule is not None:
                 logger.warning(
-                    f"Training time limit of {self.minutes:g} min reached at iteration {engine.state.iteration}, before "
+                    f"Training time limit of {self.minutes:g} min reached at iteration {engine.state.iteration}, "
+                    "before "
                     f"the schedule's end ({total}): the learning rate did not reach its floor (validation or a slower "
                     "machine took the time the timing of the first iterations did not foresee)."
                 )

@@ -169,8 +169,11 @@ def dicom_segmentation(
         lut[value] = number
     parameters = {"model_sha256": model_sha256} if model_sha256 else None
     algorithm = hd.AlgorithmIdentificationSequence(
-        name=ALGORITHM_NAME, family=codes.cid7162.ArtificialIntelligence, version=str(algorithm_version),
-        source="monai-ag", parameters=parameters,
+        name=ALGORITHM_NAME,
+        family=codes.cid7162.ArtificialIntelligence,
+        version=str(algorithm_version),
+        source="monai-ag",
+        parameters=parameters,
     )
     category = hd.sr.CodedConcept(ANATOMICAL_STRUCTURE[0], "SCT", ANATOMICAL_STRUCTURE[1])
     descriptions = []
@@ -178,15 +181,17 @@ def dicom_segmentation(
         code, meaning = SEGMENT_CODES[organs[value].lower()]
         rgba = (colours or {}).get(organs[value].lower())
         colour = hd.color.CIELabColor.from_rgb(*(round(255 * c) for c in rgba[:3])) if rgba else None
-        descriptions.append(hd.seg.SegmentDescription(
-            segment_number=number,
-            segment_label=organs[value],
-            segmented_property_category=category,
-            segmented_property_type=hd.sr.CodedConcept(code, "SCT", meaning),
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm,
-            display_color=colour,
-        ))
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=organs[value],
+                segmented_property_category=category,
+                segmented_property_type=hd.sr.CodedConcept(code, "SCT", meaning),
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algorithm,
+                display_color=colour,
+            )
+        )
     with _quiet("highdicom"):
         seg = _segmentation(hd, series, lut[frames], descriptions)
     return seg, absent
@@ -283,6 +288,7 @@ def write_dicom_seg(
         return None
     with atomic_write(output) as tmp:
         seg.save_as(str(tmp))
-    logger.info("DICOM SEG written to %s (%d segments, %d frames)", output, len(seg.SegmentSequence),
-                int(seg.NumberOfFrames))
+    logger.info(
+        "DICOM SEG written to %s (%d segments, %d frames)", output, len(seg.SegmentSequence), int(seg.NumberOfFrames)
+    )
     return str(output)

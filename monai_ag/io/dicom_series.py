@@ -40,8 +40,17 @@ GENERATED_ATTRIBUTES = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferen
 #: the image's own identity: from the dataset, else its file meta; without it an image cannot be referenced
 _IDENTITY = {"SOPInstanceUID": "MediaStorageSOPInstanceUID", "SOPClassUID": "MediaStorageSOPClassUID"}
 #: type 2 attributes that derived objects copy: present (maybe empty) in every completed header
-_TYPE2 = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "StudyDate",
-          "StudyTime", "ReferringPhysicianName")
+_TYPE2 = (
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+)
 #: how far (as a fraction of the slice step) a slice may lie from an evenly spaced stack
 _SLICE_TOLERANCE = 0.05
 
@@ -176,9 +185,11 @@ def _geometry(
     rows, cols = int(first.Rows), int(first.Columns)
     spacing = np.asarray(first.PixelSpacing, dtype=np.float64)  # (between rows, between columns)
     for path, ds in headers:
-        same = (int(ds.Rows), int(ds.Columns)) == (rows, cols) and np.allclose(
-            np.asarray(ds.ImageOrientationPatient, dtype=np.float64), iop, atol=1e-4
-        ) and np.allclose(np.asarray(ds.PixelSpacing, dtype=np.float64), spacing, atol=1e-4)
+        same = (
+            (int(ds.Rows), int(ds.Columns)) == (rows, cols)
+            and np.allclose(np.asarray(ds.ImageOrientationPatient, dtype=np.float64), iop, atol=1e-4)
+            and np.allclose(np.asarray(ds.PixelSpacing, dtype=np.float64), spacing, atol=1e-4)
+        )
         if not same:
             raise ValueError(
                 f"DICOM series {folder}: image {Path(path).name} differs from {Path(headers[0][0]).name} in size, "
@@ -240,7 +251,11 @@ def read_series(folder: str | os.PathLike) -> SourceSeries:
     generated = _complete_series_uids(path, headers)
     headers, shape, affine = _geometry(path, headers)
     return SourceSeries(
-        folder=str(folder), datasets=[ds for _, ds in headers], files=[p for p, _ in headers], shape=shape,
-        affine=affine, generated=generated, from_file_meta=from_file_meta,
+        folder=str(folder),
+        datasets=[ds for _, ds in headers],
+        files=[p for p, _ in headers],
+        shape=shape,
+        affine=affine,
+        generated=generated,
+        from_file_meta=from_file_meta,
     )
-

@@ -128,8 +128,14 @@ def _files_of(writer: Any, image: str) -> list[Path]:
     if isinstance(writer, SaveImaged):
         layout = writer.saver.folder_layout
         if isinstance(layout, FolderLayout):
-            exact = FolderLayout(output_dir=layout.output_dir, postfix=layout.postfix, extension=layout.ext,
-                                 parent=layout.parent, makedirs=False, data_root_dir=layout.data_root_dir)
+            exact = FolderLayout(
+                output_dir=layout.output_dir,
+                postfix=layout.postfix,
+                extension=layout.ext,
+                parent=layout.parent,
+                makedirs=False,
+                data_root_dir=layout.data_root_dir,
+            )
             return [Path(exact.filename(subject=image))]
     return []
 

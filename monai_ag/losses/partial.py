@@ -129,7 +129,7 @@ class PartialLabelLoss(_Loss):
                 bad = torch.unique(sub_label[renumbered < 0]).tolist()
                 raise ValueError(
                     f"the target labels voxels with class(es) {bad} that its case marks as not annotated "
-                    f"(annotated: {keep.tolist()}); fix the case's \"annotated\" list or its label."
+                    f'(annotated: {keep.tolist()}); fix the case\'s "annotated" list or its label.'
                 )
             sub_input = input[rows][:, keep]
             part = self.loss(sub_input, renumbered.to(label.dtype) if torch.is_floating_point(label) else renumbered)

@@ -1,4 +1,5 @@
-"""``python -m monai_ag.metrics``: the evaluation report of a folder of predictions (see :func:`monai_ag.metrics.report.main`)."""
+"""``python -m monai_ag.metrics``: the evaluation report of a folder of predictions
+(see :func:`monai_ag.metrics.report.main`)."""
 
 from __future__ import annotations
 

@@ -132,7 +132,8 @@ def case_metrics(
     :func:`monai.metrics.compute_average_surface_distance` with ``symmetric=True`` (mean over the
     surface voxels of both masks), both with the spacing of ``affine``, so in mm. Precision TP/(TP+FP) and
     recall TP/(TP+FN) via :func:`monai.metrics.get_confusion_matrix` and
-    :func:`monai.metrics.compute_confusion_matrix_metric`; volumes are voxel counts times the voxel volume in mL. Absent structures follow
+    :func:`monai.metrics.compute_confusion_matrix_metric`; volumes are voxel counts times the voxel volume in mL.
+    Absent structures follow
     the module's NaN policy: absent from the reference -> all NaN; missed -> Dice 0, recall 0, precision,
     HD and MSD NaN.
 

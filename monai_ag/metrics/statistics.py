@@ -59,7 +59,9 @@ def summarize(
         for m in quality_metric_names(hd_percentile):
             vals = [r[m] for r in crow if not math.isnan(r[m])]
             per_case[case][m] = float(np.mean(vals)) if vals else math.nan
-    mean_metrics = {m: summary_statistics([per_case[c][m] for c in case_ids]) for m in quality_metric_names(hd_percentile)}
+    mean_metrics = {
+        m: summary_statistics([per_case[c][m] for c in case_ids]) for m in quality_metric_names(hd_percentile)
+    }
     return {
         "mean_dice": mean_metrics[dice_k]["mean"],
         "n_cases": len(case_ids),
@@ -98,10 +100,15 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     header = ["class", "n", "missed", "not_annotated", *cols]
     lines = []
     for name, info in summary["classes"].items():
-        lines.append([
-            name, str(info["n_cases"]), str(info["n_missed"]), str(info.get("n_not_annotated", 0)),
-            *(cell(info["metrics"][m]) for m in cols),
-        ])
+        lines.append(
+            [
+                name,
+                str(info["n_cases"]),
+                str(info["n_missed"]),
+                str(info.get("n_not_annotated", 0)),
+                *(cell(info["metrics"][m]) for m in cols),
+            ]
+        )
     mean = summary["mean_over_organs"]
     lines.append([MEAN_ROW, str(mean["n_cases"]), "", "", *(cell(mean["metrics"][m]) for m in cols)])
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]

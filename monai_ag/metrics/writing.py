@@ -70,7 +70,9 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-def write_report(output_dir: str | os.PathLike, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> list[str]:
+def write_report(
+    output_dir: str | os.PathLike, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
+) -> list[str]:
     """Write ``metrics.csv``, ``summary.csv`` and ``summary.json`` with
     :func:`~monai_ag.utils.fileio.atomic_writes`: all three are written to temporary names first, then renamed
     in the order of :func:`report_paths`, so an interrupted run leaves the previous report (or none), never a

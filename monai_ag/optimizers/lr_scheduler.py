@@ -34,7 +34,10 @@ class WarmupCosineFactor:
     """
 
     def __init__(
-        self, warmup_iterations: int = 50, floor: float = 0.01, warmup_start: float = 0.1,
+        self,
+        warmup_iterations: int = 50,
+        floor: float = 0.01,
+        warmup_start: float = 0.1,
         total_iterations: int | None = None,
     ) -> None:
         if warmup_iterations < 0:

@@ -56,11 +56,15 @@ class RandOrganIntensityShiftd(RandomizableTransform, MapTransform):
         RandomizableTransform.__init__(self, prob)
         if isinstance(offsets, (int, float)):
             if num_classes is None or num_classes < 2:
-                raise ValueError("RandOrganIntensityShiftd: a single offset needs num_classes >= 2 (background included).")
+                raise ValueError(
+                    "RandOrganIntensityShiftd: a single offset needs num_classes >= 2 (background included)."
+                )
             offsets = [float(offsets)] * (int(num_classes) - 1)
         self.offsets = [float(o) for o in offsets]
         if not self.offsets or any(o < 0 for o in self.offsets):
-            raise ValueError(f"RandOrganIntensityShiftd: offsets must be one or more non-negative numbers, got {offsets!r}.")
+            raise ValueError(
+                f"RandOrganIntensityShiftd: offsets must be one or more non-negative numbers, got {offsets!r}."
+            )
         self.label_key = label_key
         self.sigma = float(sigma)
         self._draw: list[float] = [0.0] * len(self.offsets)

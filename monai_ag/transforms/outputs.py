@@ -72,8 +72,14 @@ class OrganVolumesd(MapTransform):
         # {"organ_volumes_ml": {"liver": 1490.2}}
     """
 
-    def __init__(self, keys: KeysCollection, class_names: Mapping[int | str, str], output_key: str = "result",
-                 field: str = "organ_volumes_ml", allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        class_names: Mapping[int | str, str],
+        output_key: str = "result",
+        field: str = "organ_volumes_ml",
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.class_names = dict(class_names)
         self.output_key = output_key
@@ -136,8 +142,14 @@ class _CaseWriter(MapTransform):
     postfix = ""
     extensions: tuple[str, ...] = ()
 
-    def __init__(self, keys: KeysCollection, output_dir: str | os.PathLike, class_names: Mapping[int | str, str],
-                 overwrite: bool = False, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_dir: str | os.PathLike,
+        class_names: Mapping[int | str, str],
+        overwrite: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.output_dir = output_dir
         self.class_names = dict(class_names)
@@ -171,9 +183,15 @@ class SaveDicomSegd(_CaseWriter):
     postfix = "seg"
     extensions = (".dcm",)
 
-    def __init__(self, keys: KeysCollection, output_dir: str | os.PathLike, class_names: Mapping[int | str, str],
-                 model_path: str | os.PathLike | None = None, overwrite: bool = False,
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_dir: str | os.PathLike,
+        class_names: Mapping[int | str, str],
+        model_path: str | os.PathLike | None = None,
+        overwrite: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, output_dir, class_names, overwrite, allow_missing_keys)
         check_segment_codes(self.class_names)
         self.model_path = model_path
@@ -187,8 +205,15 @@ class SaveDicomSegd(_CaseWriter):
             label = d[key]
             series = _source(label)
             (output,) = self.output_files(series)
-            write_dicom_seg(label, series, output, self.class_names, model_sha256=self._sha256, colours=CLASS_COLOURS,
-                            overwrite=self.overwrite)
+            write_dicom_seg(
+                label,
+                series,
+                output,
+                self.class_names,
+                model_sha256=self._sha256,
+                colours=CLASS_COLOURS,
+                overwrite=self.overwrite,
+            )
         return d
 
 
@@ -214,9 +239,15 @@ class SaveOrganStatisticsd(_CaseWriter):
     postfix = "statistics"
     extensions = (".json", ".csv")
 
-    def __init__(self, keys: KeysCollection, image_key: str, output_dir: str | os.PathLike,
-                 class_names: Mapping[int | str, str], overwrite: bool = False,
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        image_key: str,
+        output_dir: str | os.PathLike,
+        class_names: Mapping[int | str, str],
+        overwrite: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, output_dir, class_names, overwrite, allow_missing_keys)
         self.image_key = image_key
 
@@ -257,9 +288,16 @@ class SavePreviewd(_CaseWriter):
     postfix = "preview"
     extensions = (".png",)
 
-    def __init__(self, keys: KeysCollection, image_key: str, output_dir: str | os.PathLike,
-                 class_names: Mapping[int | str, str], hu_window: tuple[float, float] = (-175, 250),
-                 overwrite: bool = False, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        image_key: str,
+        output_dir: str | os.PathLike,
+        class_names: Mapping[int | str, str],
+        hu_window: tuple[float, float] = (-175, 250),
+        overwrite: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, output_dir, class_names, overwrite, allow_missing_keys)
         self.image_key = image_key
         self.hu_window = tuple(float(v) for v in hu_window)
@@ -271,7 +309,14 @@ class SavePreviewd(_CaseWriter):
             source = _source(label)
             (output,) = self.output_files(source)
             case = Path(output).name[: -len(f"_{self.postfix}.png")]
-            render_preview(d[self.image_key], label, output, class_names=self.class_names, case=case,
-                           hu_window=self.hu_window, overwrite=self.overwrite)
+            render_preview(
+                d[self.image_key],
+                label,
+                output,
+                class_names=self.class_names,
+                case=case,
+                hu_window=self.hu_window,
+                overwrite=self.overwrite,
+            )
             logger.info("preview written to %s", output)
         return d

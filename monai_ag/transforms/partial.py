@@ -54,6 +54,8 @@ class AnnotatedClassesd(MapTransform):
             label = d[key]
             encoded = encode_annotated(torch.as_tensor(label), annotated, self.num_classes)
             if isinstance(label, MetaTensor):
-                encoded = MetaTensor(encoded.as_tensor() if isinstance(encoded, MetaTensor) else encoded, meta=label.meta)
+                encoded = MetaTensor(
+                    encoded.as_tensor() if isinstance(encoded, MetaTensor) else encoded, meta=label.meta
+                )
             d[key] = encoded
         return d

@@ -162,4 +162,3 @@ class KeepOrganComponentsd(MapTransform):
             affine = getattr(label, "affine", None)
             d[key] = keep_organ_components(label, self.class_names, affine, body, self.min_fraction)
         return d
-

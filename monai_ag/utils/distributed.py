@@ -89,7 +89,8 @@ def init_process_group(
 
     Example::
 
-        # configs/multi_gpu_train.json: "initialize": ["$monai_ag.utils.distributed.init_process_group(timeout=@dist_timeout)", ...]
+        # configs/multi_gpu_train.json:
+        # "initialize": ["$monai_ag.utils.distributed.init_process_group(timeout=@dist_timeout)", ...]
         init_process_group(timeout=600)
     """
     if _initialized():
@@ -192,7 +193,7 @@ def check_cases_per_rank(
 
     Example::
 
-        "initialize": ["...", "$monai_ag.utils.distributed.check_cases_per_rank(@validate#dataset#data, 'validation', 'validate#dataset#data')"]
+        "initialize": ["...", "$monai_ag.utils.distributed.check_cases_per_rank(@data, 'validation', 'data')"]
     """
     n, world = len(data), get_world_size()
     if n < world and not (allow_empty and n == 0):

@@ -116,7 +116,8 @@ def atomic_write(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     temporary file is flushed to disk and renamed over ``path`` in one step (``os.replace``), so an
     interrupted write leaves the previous file (or none), never a truncated one. On an exception the
     temporary file is removed; a write killed outright leaves its temporary file, which the next
-    successful write of ``path`` removes (:func:`remove_stale_temporaries`). The parent directory is created if needed. The temporary file is created
+    successful write of ``path`` removes (:func:`remove_stale_temporaries`). The parent directory is created if needed.
+    The temporary file is created
     by the writer, so it gets the usual permissions (umask), and it is a hidden sibling of ``path`` (see
     :func:`temporary_path`), on the same file system, so the rename is atomic.
 
@@ -195,7 +196,9 @@ def refuse_overwrite(path: str | os.PathLike, overwrite: bool = False, option: s
         refuse_overwrite("eval/metrics.csv", "false")  # raises when eval/metrics.csv exists
     """
     if Path(path).exists() and not as_bool(overwrite, "overwrite"):
-        raise FileExistsError(f"{path} already exists from an earlier run; pass {option} to replace it or choose another output.")
+        raise FileExistsError(
+            f"{path} already exists from an earlier run; pass {option} to replace it or choose another output."
+        )
     return str(path)
 
 

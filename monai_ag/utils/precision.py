@@ -98,7 +98,8 @@ def resolve_precision(precision: str = "auto", device: str | torch.device | None
     if _device_type(device) != "cpu":
         if key == "bf16":
             warnings.warn(
-                f"precision 'bf16' applies to CPU runs; on {_device_type(device)} it is ignored (use amp).", stacklevel=2
+                f"precision 'bf16' applies to CPU runs; on {_device_type(device)} it is ignored (use amp).",
+                stacklevel=2,
             )
         return "fp32"
     if key == "auto":

@@ -25,7 +25,9 @@ _SEARCHED = (Transform, Randomizable, Dataset, DataLoader, Sampler)
 _LEAVES = (str, bytes, int, float, complex, bool, type(None), torch.Tensor, np.ndarray, np.generic)
 
 
-def find_random_sources(sources: Mapping[str, Any] | None) -> Iterator[tuple[str, np.random.RandomState | torch.Generator]]:
+def find_random_sources(
+    sources: Mapping[str, Any] | None,
+) -> Iterator[tuple[str, np.random.RandomState | torch.Generator]]:
     """
     Every random generator reachable from ``sources``: the ``R`` (``numpy.random.RandomState``) of each
     MONAI ``Randomizable``, including those nested in ``Compose`` (and ``Compose``'s own), in other

@@ -1,6 +1,7 @@
 """Figures of a segmented case: CT slice, reference, prediction and attention maps side by side.
 
-Run ``python -m monai_ag.visualize --help`` (``monai_ag/visualize/__main__.py``). Needs matplotlib (``pip install monai-ag[plot]``).
+Run ``python -m monai_ag.visualize --help`` (``monai_ag/visualize/__main__.py``). Needs matplotlib
+(``pip install monai-ag[plot]``).
 """
 
 from __future__ import annotations

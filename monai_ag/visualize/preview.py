@@ -123,8 +123,12 @@ def render_preview(
         colours[value] = CLASS_COLOURS.get(name.lower(), UNKNOWN_CLASS_COLOUR)
     organ_mask = np.isin(lab, list(organs))
     # the slice with the most organ voxels along each axis (the middle one without organs)
-    index = [int(np.argmax(organ_mask.sum(axis=tuple(a for a in range(3) if a != axis)))) if organ_mask.any()
-             else ct.shape[axis] // 2 for axis in range(3)]
+    index = [
+        int(np.argmax(organ_mask.sum(axis=tuple(a for a in range(3) if a != axis))))
+        if organ_mask.any()
+        else ct.shape[axis] // 2
+        for axis in range(3)
+    ]
     views = (  # (name, plane of the CT, plane of the label, row spacing / column spacing)
         ("axial", ct[:, :, index[2]], lab[:, :, index[2]], spacing[1] / spacing[0]),
         ("coronal", ct[:, index[1], :], lab[:, index[1], :], spacing[2] / spacing[0]),
@@ -141,8 +145,10 @@ def render_preview(
         ax.imshow(overlay, aspect=aspect, interpolation="nearest")
         ax.set_title(name)
         ax.axis("off")
-    parts = [f"{name} {volumes_ml.get(name, 0.0):.0f} mL" if volumes_ml.get(name) else f"{name} absent"
-             for name in organs.values()]
+    parts = [
+        f"{name} {volumes_ml.get(name, 0.0):.0f} mL" if volumes_ml.get(name) else f"{name} absent"
+        for name in organs.values()
+    ]
     fig.suptitle(f"{case}: " + ", ".join(parts) if case else ", ".join(parts))
     handles = [patch_cls(color=colours[value][:3], label=name) for value, name in organs.items()]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)

@@ -8,8 +8,16 @@ import torch
 from monai_ag.bench import BASELINE, TARGETS, main
 from monai_ag.networks.nets import GridAttentionUNet
 
-NETWORKS = ("attention_unet", "attention_unet_plain", "no_gates", "no_gates_plain", BASELINE, "monai_unet",
-            "attention_unet_bf16", "attention_unet_fp32_cl")
+NETWORKS = (
+    "attention_unet",
+    "attention_unet_plain",
+    "no_gates",
+    "no_gates_plain",
+    BASELINE,
+    "monai_unet",
+    "attention_unet_bf16",
+    "attention_unet_fp32_cl",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +40,16 @@ def test_quick_run_writes_every_measurement(quick_run):
     assert data["reference"]["best_layout"] in ("default", "channels_last_3d", "bf16_channels_last_3d")
     assert not data["sliding_window"]["skipped"]
     for name, r in data["networks"].items():
-        for key in ("params", "forward_gflop", "forward_s", "forward_gflops", "forward_peak_mib", "train_s",
-                    "train_peak_mib", "sliding_window_s"):
+        for key in (
+            "params",
+            "forward_gflop",
+            "forward_s",
+            "forward_gflops",
+            "forward_peak_mib",
+            "train_s",
+            "train_peak_mib",
+            "sliding_window_s",
+        ):
             assert r[key] is not None and r[key] > 0, (name, key)
         assert all(v is not None and v > 0 for v in r["ratios_vs_baseline"].values()), name
     assert all(v == pytest.approx(1.0) for v in data["networks"][BASELINE]["ratios_vs_baseline"].values())

@@ -4,15 +4,34 @@ from monai_ag.bench.report import format_table
 
 
 def _results() -> dict:
-    ratios = {"forward_s": 1.0, "train_s": None, "forward_peak_mib": 1.0, "train_peak_mib": None, "sliding_window_s": None}
+    ratios = {
+        "forward_s": 1.0,
+        "train_s": None,
+        "forward_peak_mib": 1.0,
+        "train_peak_mib": None,
+        "sliding_window_s": None,
+    }
     return {
         "device": {"name": "a CPU", "type": "cpu", "threads": 2, "amp": False},
         "settings": {"patch_size": [32, 32, 32], "batch_size": 1, "out_channels": 5, "repeats": 1},
-        "reference": {"definition": "ref", "reference_gflops": 100.0, "best_layout": "default", "gflops": {"default": 100.0}},
+        "reference": {
+            "definition": "ref",
+            "reference_gflops": 100.0,
+            "best_layout": "default",
+            "gflops": {"default": 100.0},
+        },
         "sliding_window": {"skipped": True},
         "networks": {
-            "net": {"label": "Net", "params": 2e6, "forward_gflop": 1.0, "forward_s": 0.5, "forward_gflops": 2.0,
-                    "forward_fraction_of_reference": 0.02, "forward_peak_mib": 10.0, "ratios_vs_baseline": ratios},
+            "net": {
+                "label": "Net",
+                "params": 2e6,
+                "forward_gflop": 1.0,
+                "forward_s": 0.5,
+                "forward_gflops": 2.0,
+                "forward_fraction_of_reference": 0.02,
+                "forward_peak_mib": 10.0,
+                "ratios_vs_baseline": ratios,
+            },
         },
         "targets": {"t": {"description": "a target", "value": None, "threshold": 1.0, "direction": "<=", "met": None}},
         "precision_targets": {

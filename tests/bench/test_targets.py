@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 
 from monai_ag.bench.networks import BASELINE
-from monai_ag.bench.targets import PRECISION_TARGETS, RATIO_KEYS, TARGETS, precision_targets, ratios_vs_baseline, targets
+from monai_ag.bench.targets import (
+    PRECISION_TARGETS,
+    RATIO_KEYS,
+    TARGETS,
+    precision_targets,
+    ratios_vs_baseline,
+    targets,
+)
 
 
 def _results() -> dict:
@@ -24,7 +31,10 @@ def test_targets_values_and_verdicts():
     assert t["gate_forward_overhead"]["value"] == pytest.approx(0.05) and t["gate_forward_overhead"]["met"] is True
     assert t["forward_fraction_of_reference"]["met"] is True and t["forward_fraction_of_reference"]["direction"] == ">="
     assert t["sliding_window_ratio_vs_monai"]["value"] == pytest.approx(0.8)
-    assert t["train_time_ratio_vs_no_gates"]["value"] == pytest.approx(1.3) and t["train_time_ratio_vs_no_gates"]["met"] is False
+    assert (
+        t["train_time_ratio_vs_no_gates"]["value"] == pytest.approx(1.3)
+        and t["train_time_ratio_vs_no_gates"]["met"] is False
+    )
     assert t["train_memory_ratio_vs_no_gates"]["met"] is False
 
 

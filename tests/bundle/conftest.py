@@ -11,12 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundle"
 
 
-
 @pytest.fixture(scope="session")
 def tiny_phantom(tmp_path_factory) -> Path:
     """A 5-case phantom dataset at 8 mm (2 training, 1 validation, 2 test)."""
     root = tmp_path_factory.mktemp("phantom")
-    generate_phantom_dataset(root, num_cases=5, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=2)
+    generate_phantom_dataset(
+        root, num_cases=5, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=2
+    )
     return root
 
 

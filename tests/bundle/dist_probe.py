@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch.distributed as dist
 from ignite.engine import Engine, Events
@@ -49,8 +49,9 @@ class RecordEpochs(_Recorder):
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.write)
 
     def started(self, engine: Engine) -> None:
-        self.record.update(started_at_epoch=engine.state.epoch, epoch_length=engine.state.epoch_length, epochs={},
-                           losses={})
+        self.record.update(
+            started_at_epoch=engine.state.epoch, epoch_length=engine.state.epoch_length, epochs={}, losses={}
+        )
 
     def iteration(self, engine: Engine) -> None:
         epoch = str(engine.state.epoch)
@@ -66,7 +67,9 @@ class RecordRuns(_Recorder):
     def attach(self, engine: Engine) -> None:
         self.record["runs"] = []
         engine.add_event_handler(Events.STARTED, lambda e: self.record["runs"].append({"cases": [], "metrics": {}}))
-        engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: self.record["runs"][-1]["cases"].extend(_cases(e)))
+        engine.add_event_handler(
+            Events.ITERATION_COMPLETED, lambda e: self.record["runs"][-1]["cases"].extend(_cases(e))
+        )
         engine.add_event_handler(Events.COMPLETED, self.completed)
 
     def completed(self, engine: Engine) -> None:

@@ -14,13 +14,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from bundle_testing import BUNDLE, TINY, raises, recorded_model, workflow  # noqa: E402 (tests/bundle is on the path)
 from monai.bundle import ConfigWorkflow
 from monai.transforms import LoadImage
+from needs import needs_shared_data  # noqa: E402 (tests/ is on the path)
 
 from monai_ag.data import InvalidImageError
-
-from bundle_testing import BUNDLE, TINY, raises, recorded_model, workflow  # noqa: E402 (tests/bundle is on the path)
-from needs import needs_shared_data  # noqa: E402 (tests/ is on the path)
 
 
 def train(root: Path, data: Path, **overrides) -> ConfigWorkflow:
@@ -41,7 +40,9 @@ def workflow_parser(root: Path):
 
 
 def test_check_properties(bundle_copy, tiny_phantom):
-    assert workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), **TINY).check_properties() == []
+    assert (
+        workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(tiny_phantom), **TINY).check_properties() == []
+    )
     recorded_model(bundle_copy)
     infer = workflow(bundle_copy, ["inference.json"], "infer", dataset_dir=str(tiny_phantom))
     assert infer.check_properties() == []
@@ -63,12 +64,16 @@ def test_optional_steps_follow_their_command_line_flags(bundle_copy):
         post = parser.get_parsed_content("postprocessing")
         names = [type(t).__name__ for t in post.transforms]
         written = sorted(t.saver.folder_layout.postfix for t in post.transforms if type(t).__name__ == "SafeSaveImaged")
-        expected = sorted(["seg"] + ["prob"] * ("save_probabilities" in on) + ["attention"] * ("save_attention_maps" in on))
+        expected = sorted(
+            ["seg"] + ["prob"] * ("save_probabilities" in on) + ["attention"] * ("save_attention_maps" in on)
+        )
         assert written == expected, (on, names)
         assert ("AttentionMapsd" in names) == ("save_attention_maps" in on), (on, names)
         # the label map is always inverted; a probability copy and the attention maps each have their own
         inverted = sorted(k for t in post.transforms if type(t).__name__ == "Invertd" for k in t.keys)
-        expected_inverted = sorted(["pred"] + ["prob"] * ("save_probabilities" in on) + ["attention"] * ("save_attention_maps" in on))
+        expected_inverted = sorted(
+            ["pred"] + ["prob"] * ("save_probabilities" in on) + ["attention"] * ("save_attention_maps" in on)
+        )
         assert inverted == expected_inverted, (on, names)
         assert ("KeepOrganComponentsd" in names) == ("keep_largest_component" in on), (on, names)
         if "keep_largest_component" in on:  # on the network's grid, before the label map is inverted
@@ -77,15 +82,30 @@ def test_optional_steps_follow_their_command_line_flags(bundle_copy):
         assert type(inferer) is (FlipTTAInferer if "flip_tta" in on else SlidingWindowInferer), on
     parser = workflow_parser(bundle_copy)
     parser["save_probabilities"] = "maybe"
-    raises(ValueError, "^save_probabilities must be true or false, got 'maybe'.$", parser.get_parsed_content, "postprocessing")
+    raises(
+        ValueError,
+        "^save_probabilities must be true or false, got 'maybe'.$",
+        parser.get_parsed_content,
+        "postprocessing",
+    )
 
 
 def test_metadata_validates_against_schema(tmp_path):
     schema = needs_shared_data().parent / "schema" / "meta_schema_20240725.json"  # ../shared, as in CI
     out = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "verify_metadata", "--meta_file", str(BUNDLE / "configs" / "metadata.json"),
-         "--filepath", str(schema)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "verify_metadata",
+            "--meta_file",
+            str(BUNDLE / "configs" / "metadata.json"),
+            "--filepath",
+            str(schema),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     assert "metadata is verified with no error" in out.stdout + out.stderr
@@ -126,14 +146,29 @@ def test_train_evaluate_infer(bundle_copy, tiny_phantom, tmp_path):
     preds = sorted((bundle_copy / "eval" / "predictions").glob("*_seg.nii.gz"))
     assert len(preds) == 2
     # a second evaluation refuses to replace the first one's results before doing any work
-    raises(FileExistsError, r"metrics.csv already exists from an earlier run; pass --overwrite true", workflow, bundle_copy, ["inference.json", "evaluate.json"], "infer",
-           dataset_dir=str(tiny_phantom))
+    raises(
+        FileExistsError,
+        r"metrics.csv already exists from an earlier run; pass --overwrite true",
+        workflow,
+        bundle_copy,
+        ["inference.json", "evaluate.json"],
+        "infer",
+        dataset_dir=str(tiny_phantom),
+    )
 
     # inference on a single file writes a uint8 label map in the input's geometry
     image = tiny_phantom / "imagesTs" / "phantom_003.nii.gz"
     out_dir = tmp_path / "single"
-    inf = workflow(bundle_copy, ["inference.json"], "infer", input_path=str(image), output_dir=str(out_dir),
-                   save_probabilities=True, save_attention_maps=True, keep_largest_component=True)
+    inf = workflow(
+        bundle_copy,
+        ["inference.json"],
+        "infer",
+        input_path=str(image),
+        output_dir=str(out_dir),
+        save_probabilities=True,
+        save_attention_maps=True,
+        keep_largest_component=True,
+    )
     inf.run()
     seg = nib.load(str(out_dir / "phantom_003_seg.nii.gz"))
     src = nib.load(str(image))
@@ -151,8 +186,15 @@ def test_train_evaluate_infer(bundle_copy, tiny_phantom, tmp_path):
 
 
 def test_inference_without_weights_fails_early(bundle_copy, tiny_phantom):
-    raises(FileNotFoundError, r"trained weights not found: .*models/model.pt. Train first", workflow, bundle_copy, ["inference.json"], "infer",
-           dataset_dir=str(tiny_phantom))
+    raises(
+        FileNotFoundError,
+        r"trained weights not found: .*models/model.pt. Train first",
+        workflow,
+        bundle_copy,
+        ["inference.json"],
+        "infer",
+        dataset_dir=str(tiny_phantom),
+    )
 
 
 def _bad_inputs(folder: Path) -> dict[str, str]:
@@ -180,8 +222,16 @@ def test_bad_inference_inputs_fail_before_the_run(bundle_copy, tmp_path):
     bad = _bad_inputs(tmp_path / "in")
     for name, problem in bad.items():
         path = tmp_path / "in" / name
-        raises(InvalidImageError, f"^{re.escape(str(path))}: {problem}", workflow, bundle_copy, ["inference.json"],
-               "infer", input_path=str(path), output_dir=str(tmp_path / "out"))
+        raises(
+            InvalidImageError,
+            f"^{re.escape(str(path))}: {problem}",
+            workflow,
+            bundle_copy,
+            ["inference.json"],
+            "infer",
+            input_path=str(path),
+            output_dir=str(tmp_path / "out"),
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -191,10 +241,21 @@ def test_bad_inference_inputs_named_by_the_command_line(bundle_copy, tmp_path):
     exception the traceback shows, and a last line naming the input check."""
     recorded_model(bundle_copy)
     bad = _bad_inputs(tmp_path / "in")
-    nib.save(nib.Nifti1Image(np.full((24, 20, 16), 0.5, np.float32), np.diag([8.0, 8.0, 8.0, 1.0])),
-             str(tmp_path / "in" / "normalized.nii.gz"))  # not HU: a warning, not an error
-    out = _cli(["--config_file", "configs/inference.json", "--input_path", str(tmp_path / "in"), "--output_dir",
-                str(tmp_path / "out")], bundle_copy)
+    nib.save(
+        nib.Nifti1Image(np.full((24, 20, 16), 0.5, np.float32), np.diag([8.0, 8.0, 8.0, 1.0])),
+        str(tmp_path / "in" / "normalized.nii.gz"),
+    )  # not HU: a warning, not an error
+    out = _cli(
+        [
+            "--config_file",
+            "configs/inference.json",
+            "--input_path",
+            str(tmp_path / "in"),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        bundle_copy,
+    )
     assert out.returncode != 0
     errors = [line.split(" - ERROR - ", 1)[1] for line in out.stdout.splitlines() if " - ERROR - " in line]
     assert len(errors) == len(bad), out.stdout[-3000:]
@@ -202,7 +263,9 @@ def test_bad_inference_inputs_named_by_the_command_line(bundle_copy, tmp_path):
         assert re.match(f"{re.escape(str(tmp_path / 'in' / name))}: {problem}", line), line
     warnings = [line for line in out.stdout.splitlines() if " - WARNING - " in line and "normalized.nii.gz" in line]
     assert len(warnings) == 1 and "none at or below -500: a CT in Hounsfield units holds air" in warnings[0]
-    expected = f"monai_ag.data.checks.InvalidImageError: {len(bad)} input images cannot be segmented:\n" + "\n".join(errors)
+    expected = f"monai_ag.data.checks.InvalidImageError: {len(bad)} input images cannot be segmented:\n" + "\n".join(
+        errors
+    )
     assert expected in out.stderr
     assert out.stderr.rstrip().endswith("check_inference_inputs(__local_refs['datalist'])\"")
     assert not (tmp_path / "out").exists()
@@ -211,8 +274,12 @@ def test_bad_inference_inputs_named_by_the_command_line(bundle_copy, tmp_path):
 def test_missing_dataset_dir_fails_early(bundle_copy, tmp_path):
     missing = tmp_path / "nowhere"
     wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(missing), **TINY)
-    raises(FileNotFoundError, rf"^dataset_dir {re.escape(str(missing))} does not exist.$", wf.parser.get_parsed_content,
-           "train#dataset")
+    raises(
+        FileNotFoundError,
+        rf"^dataset_dir {re.escape(str(missing))} does not exist.$",
+        wf.parser.get_parsed_content,
+        "train#dataset",
+    )
 
 
 def test_bad_label_values_fail_early(bundle_copy, tiny_phantom, tmp_path):
@@ -230,22 +297,36 @@ def test_bad_label_values_fail_early(bundle_copy, tiny_phantom, tmp_path):
     entries["training"][0]["label"] = str(data / "bad_label.nii.gz")
     (data / "dataset.json").write_text(json.dumps(entries))
     wf = workflow(bundle_copy, ["train.json"], "train", dataset_dir=str(data), **TINY)
-    raises(ValueError, r"label .*bad_label.nii.gz has values \[7\] outside the allowed classes \[0, 1, 2, 3, 4\]",
-           wf.parser.get_parsed_content, "train#dataset")
+    raises(
+        ValueError,
+        r"label .*bad_label.nii.gz has values \[7\] outside the allowed classes \[0, 1, 2, 3, 4\]",
+        wf.parser.get_parsed_content,
+        "train#dataset",
+    )
 
 
 def test_bundle_root_without_configs_fails_early(tmp_path, tiny_phantom):
     wf = ConfigWorkflow(
-        config_file=str(BUNDLE / "configs" / "train.json"), workflow_type="train", bundle_root=str(tmp_path),
-        dataset_dir=str(tiny_phantom), logging_file=False,
+        config_file=str(BUNDLE / "configs" / "train.json"),
+        workflow_type="train",
+        bundle_root=str(tmp_path),
+        dataset_dir=str(tiny_phantom),
+        logging_file=False,
     )
-    raises(FileNotFoundError, f"bundle_root '{re.escape(str(tmp_path))}' .* has no configs/ folder: run from the bundle directory",
-           wf.initialize)
+    raises(
+        FileNotFoundError,
+        f"bundle_root '{re.escape(str(tmp_path))}' .* has no configs/ folder: run from the bundle directory",
+        wf.initialize,
+    )
 
 
 def _cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", *args], cwd=cwd, capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "monai.bundle", "run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, **(env or {})},
     )
 
@@ -259,7 +340,9 @@ def _overrides(d: dict) -> list[str]:
 
 @pytest.mark.slow
 def test_command_line_train_and_evaluate(bundle_copy, tiny_phantom):
-    train_cli = _cli(["--config_file", "configs/train.json", "--dataset_dir", str(tiny_phantom), *_overrides(TINY)], bundle_copy)
+    train_cli = _cli(
+        ["--config_file", "configs/train.json", "--dataset_dir", str(tiny_phantom), *_overrides(TINY)], bundle_copy
+    )
     assert train_cli.returncode == 0, train_cli.stderr[-3000:]
     assert (bundle_copy / "models" / "model.pt").is_file()
     ev = _cli(
@@ -283,7 +366,9 @@ def test_bundle_fails_at_once_without_monai_ag(bundle_copy, tiny_phantom):
         "sys.argv = ['monai.bundle', 'run', '--config_file', 'configs/train.json', '--dataset_dir', sys.argv[1]]\n"
         "runpy.run_module('monai.bundle', run_name='__main__')\n"
     )
-    out = subprocess.run([sys.executable, "-c", blocker, str(tiny_phantom)], cwd=bundle_copy, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", blocker, str(tiny_phantom)], cwd=bundle_copy, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode != 0
     # the first error printed is the import check's, naming the package; the last lines show the check itself
     first = next(line for line in out.stderr.splitlines() if "Error: " in line)
@@ -326,8 +411,10 @@ def _threshold_weights(root: Path) -> dict:
     torch.save(ThresholdNet(normalized).state_dict(), root / "models" / "threshold.pt")
     # built with threshold 0: the value comes from the checkpoint, as the bundle loads it; no recipe record: the
     # settings are given here (one warning says so)
-    return {"network_spec": {"_target_": "stand_ins.ThresholdNet", "_mode_": "callable"},
-            "ckpt_path": str(root / "models" / "threshold.pt")}
+    return {
+        "network_spec": {"_target_": "stand_ins.ThresholdNet", "_mode_": "callable"},
+        "ckpt_path": str(root / "models" / "threshold.pt"),
+    }
 
 
 @pytest.fixture
@@ -348,7 +435,11 @@ def _check_labels_land_on_the_right_voxels(root: Path, source: Path, out_dir: Pa
     """Segment ``source`` at its own spacing with the threshold stand-in; the written label map must be
     the threshold applied to the input in its original grid, voxel by voxel. Returns the voxels above."""
     ref = LoadImage(image_only=True, reader=reader)(str(source))
-    overrides = {**_threshold_weights(root), "spacing": _ras_spacing(np.asarray(ref.affine)), "patch_size": [64, 64, 32]}
+    overrides = {
+        **_threshold_weights(root),
+        "spacing": _ras_spacing(np.asarray(ref.affine)),
+        "patch_size": [64, 64, 32],
+    }
     workflow(root, ["inference.json"], "infer", input_path=str(source), output_dir=str(out_dir), **overrides).run()
     (seg_path,) = list(out_dir.glob("*_seg.nii.gz"))
     seg = LoadImage(image_only=True)(str(seg_path))
@@ -394,12 +485,16 @@ def test_labels_land_on_the_right_voxels_real_ct(bundle_copy, shared_data, tmp_p
     affine = img.affine @ perm @ flip
     restored = tmp_path / "example_ct_ASL.nii.gz"
     nib.save(nib.Nifti1Image(data, affine), str(restored))
-    assert "".join(nib.aff2axcodes(affine)) == "PSR" and np.allclose(affine @ [0, 0, 0, 1], img.affine @ [0, data.shape[0] - 1, 0, 1])
-    for i, (source, reader) in enumerate([
-        (shared_data / "totalseg" / "example_ct_dicom", "ITKReader"),
-        (nifti, None),
-        (restored, None),
-    ]):
+    assert "".join(nib.aff2axcodes(affine)) == "PSR" and np.allclose(
+        affine @ [0, 0, 0, 1], img.affine @ [0, data.shape[0] - 1, 0, 1]
+    )
+    for i, (source, reader) in enumerate(
+        [
+            (shared_data / "totalseg" / "example_ct_dicom", "ITKReader"),
+            (nifti, None),
+            (restored, None),
+        ]
+    ):
         assert _check_labels_land_on_the_right_voxels(bundle_copy, source, tmp_path / f"out{i}", reader) > 1000
 
 
@@ -408,14 +503,20 @@ def test_verify_net_in_out_and_ckpt_export(bundle_copy, tmp_path):
 
     configs = bundle_copy / "configs"
     verify_net_in_out(
-        net_id="network_def", meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
-        device="cpu", bundle_root=str(bundle_copy),
+        net_id="network_def",
+        meta_file=str(configs / "metadata.json"),
+        config_file=str(configs / "inference.json"),
+        device="cpu",
+        bundle_root=str(bundle_copy),
     )
     recorded_model(bundle_copy)
     ts = tmp_path / "model.ts"
     ckpt_export(
-        net_id="network_def", filepath=str(ts), ckpt_file=str(bundle_copy / "models" / "model.pt"),
-        meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"),
+        net_id="network_def",
+        filepath=str(ts),
+        ckpt_file=str(bundle_copy / "models" / "model.pt"),
+        meta_file=str(configs / "metadata.json"),
+        config_file=str(configs / "inference.json"),
         bundle_root=str(bundle_copy),
     )
     loaded = torch.jit.load(str(ts))
@@ -431,9 +532,14 @@ def test_mlflow_tracking(bundle_copy, tiny_phantom, tmp_path):
     pytest.importorskip("mlflow")
     # the bundle's default tracking_uri: an SQLite file in the bundle (MLflow dropped the file store)
     wf = ConfigWorkflow(
-        config_file=str(bundle_copy / "configs" / "train.json"), meta_file=str(bundle_copy / "configs" / "metadata.json"),
-        logging_file=False, workflow_type="train", bundle_root=str(bundle_copy), dataset_dir=str(tiny_phantom),
-        tracking="mlflow", **{**TINY, "max_epochs": 1},
+        config_file=str(bundle_copy / "configs" / "train.json"),
+        meta_file=str(bundle_copy / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type="train",
+        bundle_root=str(bundle_copy),
+        dataset_dir=str(tiny_phantom),
+        tracking="mlflow",
+        **{**TINY, "max_epochs": 1},
     )
     uri = "sqlite:///" + str((bundle_copy / "mlruns.db").resolve())
     wf.initialize()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-from collections import Counter
 import json
 import math
 import os
@@ -14,16 +13,16 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
+import bundle_testing  # noqa: E402 (tests/bundle is on the path)
 import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
 
 from monai_ag.bundle import sha256_file
 from monai_ag.utils import distributed
-
-import bundle_testing  # noqa: E402 (tests/bundle is on the path)
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundle"
@@ -40,8 +39,10 @@ PROBE = {
     "probe_dir": "$@bundle_root + '/probe'",
     "train#dataset#data": "$[dict(d, case=os.path.basename(d['image'])) for d in @datalists[0]]",
     "validate#dataset#data": "$[dict(d, case=os.path.basename(d['image'])) for d in @datalists[1]]",
-    "+train#handlers": [{"_target_": "dist_probe.RecordEpochs", "out_dir": "@probe_dir", "name": "train"},
-                        {"_target_": "dist_probe.RecordWrites", "out_dir": "@probe_dir"}],
+    "+train#handlers": [
+        {"_target_": "dist_probe.RecordEpochs", "out_dir": "@probe_dir", "name": "train"},
+        {"_target_": "dist_probe.RecordWrites", "out_dir": "@probe_dir"},
+    ],
     "+validate#handlers": [{"_target_": "dist_probe.RecordRuns", "out_dir": "@probe_dir", "name": "validate"}],
 }
 EVAL_PROBE = {
@@ -64,15 +65,33 @@ def _cli(overrides: dict) -> list[str]:
     return out
 
 
-def torchrun(root: Path, configs: list[str], *args: str, timeout: float = 600, **overrides) -> subprocess.CompletedProcess:
+def torchrun(
+    root: Path, configs: list[str], *args: str, timeout: float = 600, **overrides
+) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc_per_node=2 -m monai.bundle run`` in ``root``, one torch thread per rank."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONFAULTHANDLER"] = "1"  # a rank that aborts prints where each of its threads was
     files = str([f"configs/{c}" for c in configs])
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={RANKS}",
-           "-m", "monai.bundle", "run", "--config_file", files, "--meta_file", "configs/metadata.json", "--logging_file", "configs/logging.conf", *args, *_cli(overrides)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={RANKS}",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        files,
+        "--meta_file",
+        "configs/metadata.json",
+        "--logging_file",
+        "configs/logging.conf",
+        *args,
+        *_cli(overrides),
+    ]
     return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -102,8 +121,14 @@ def dist_phantom(tmp_path_factory) -> Path:
     from monai_ag.data import generate_phantom_dataset
 
     root = tmp_path_factory.mktemp("dist_phantom")
-    generate_phantom_dataset(root, num_cases=N_TRAIN + N_VAL + N_TEST, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0),
-                             num_validation=N_VAL, num_test=N_TEST)
+    generate_phantom_dataset(
+        root,
+        num_cases=N_TRAIN + N_VAL + N_TEST,
+        shape=(40, 32, 24),
+        spacing=(8.0, 8.0, 8.0),
+        num_validation=N_VAL,
+        num_test=N_TEST,
+    )
     return root
 
 
@@ -165,16 +190,23 @@ def test_rank0_writes_model_checkpoint_and_logs_once(ddp_run, dist_phantom):
     assert sorted(p.name for p in (root / "models").iterdir()) == ["checkpoint.pt", "model.pt", "model.recipe.json"]
     record = json.loads((root / "models" / "model.recipe.json").read_text())
     assert record["model"]["sha256"] == sha256_file(root / "models" / "model.pt")
-    assert record["spacing"] == TINY["spacing"] and record["network"]["channels"] == TINY["recipe_defaults#network#channels"]
+    assert (
+        record["spacing"] == TINY["spacing"]
+        and record["network"]["channels"] == TINY["recipe_defaults#network#channels"]
+    )
     # only rank 0 writes under models/ (every rank computes the same recipe and checkpoint state)
     writes = {r: (root / "probe" / f"writes_rank{r}.jsonl") for r in range(RANKS)}
-    written = {r: [Path(json.loads(line)).name for line in p.read_text().splitlines()] if p.is_file() else []
-               for r, p in writes.items()}
+    written = {
+        r: [Path(json.loads(line)).name for line in p.read_text().splitlines()] if p.is_file() else []
+        for r, p in writes.items()
+    }
     assert written[1] == [], f"rank 1 wrote {written[1]}"
     assert {"model.pt", "model.recipe.json", "checkpoint.pt"} <= set(written[0])
     (run,) = (root / "runs").iterdir()  # one run_dir for both ranks (MLflow's copy of the executed config too)
     assert (run / "run.json").is_file()
-    writers = {f.name.split(".")[-2] for f in run.glob("events.out.tfevents.*")}  # events.out.tfevents.<time>.<host>.<pid>.<n>
+    writers = {
+        f.name.split(".")[-2] for f in run.glob("events.out.tfevents.*")
+    }  # events.out.tfevents.<time>.<host>.<pid>.<n>
     assert len(writers) == 1, f"TensorBoard files from several processes: {sorted(run.iterdir())}"
     # progress and metrics are logged by rank 0 only: one line per validation, one caching bar per dataset
     assert len(re.findall(r"Key metric: val_mean_dice best value", log)) == TINY["max_epochs"]
@@ -191,7 +223,9 @@ def test_best_dice_equals_single_process_evaluation(ddp_run, dist_phantom):
     parser = single_process_parser(root, ["train.json"], dataset_dir=str(dist_phantom), **TINY)
     parser["validate#handlers"] = []
     network = parser.get_parsed_content("network")
-    network.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True), strict=True)
+    network.load_state_dict(
+        torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True), strict=True
+    )
     evaluator = parser.get_parsed_content("validate#evaluator")
     evaluator.run()
     assert len(evaluator.data_loader) == N_VAL
@@ -218,8 +252,11 @@ def test_multi_gpu_evaluate_matches_single_process(ddp_run, dist_phantom, tmp_pa
     assert [len(s) for s in shares] == [2, 1] and sorted(shares[0] + shares[1]) == cases(dist_phantom, "Ts")
     wf = ConfigWorkflow(
         config_file=[str(runs["single"] / "configs" / f) for f in ("inference.json", "evaluate.json")],
-        meta_file=str(runs["single"] / "configs" / "metadata.json"), logging_file=False, workflow_type="infer",
-        bundle_root=str(runs["single"]), dataset_dir=str(dist_phantom),
+        meta_file=str(runs["single"] / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type="infer",
+        bundle_root=str(runs["single"]),
+        dataset_dir=str(dist_phantom),
     )
     wf.initialize()
     wf.run()
@@ -242,7 +279,11 @@ def test_resume_under_torchrun_continues_from_saved_epoch(ddp_run, dist_phantom,
     resumed = new_bundle(tmp_path / "bundle", {"probe.json": PROBE})
     shutil.copytree(root / "models", resumed / "models")
     saved = torch.load(resumed / "models" / "checkpoint.pt", map_location="cpu", weights_only=True)
-    ok(torchrun(resumed, [*TRAIN, "probe.json"], dataset_dir=str(dist_phantom), resume="true", **{**TINY, "max_epochs": 3}))
+    ok(
+        torchrun(
+            resumed, [*TRAIN, "probe.json"], dataset_dir=str(dist_phantom), resume="true", **{**TINY, "max_epochs": 3}
+        )
+    )
     saved_epoch = saved["trainer"]["iteration"] // saved["trainer"]["epoch_length"]
     assert saved_epoch == TINY["max_epochs"]
     for record in probe(resumed, "train"):
@@ -261,6 +302,7 @@ def test_resume_under_torchrun_continues_from_saved_epoch(ddp_run, dist_phantom,
     for key, value in reference["network"].items():
         assert torch.equal(ckpt["network"][key], value), key
 
+
 @pytest.mark.slow
 def test_failing_rank_stops_the_launch(dist_phantom, tmp_path):
     root = new_bundle(tmp_path / "bundle", {"fail.json": FAIL})
@@ -276,13 +318,21 @@ def test_hanging_rank_is_stopped_by_the_process_group_timeout(dist_phantom, tmp_
     # rank 1 sleeps for an hour; rank 0 waits in the gradient all-reduce until dist_timeout, then fails and
     # torchrun stops rank 1: the launch ends well inside the subprocess timeout
     started = time.perf_counter()
-    out = torchrun(root, [*TRAIN, "fail.json"], timeout=300, dataset_dir=str(dist_phantom), fail_mode="hang",
-                   dist_timeout=20, **TINY)
+    out = torchrun(
+        root,
+        [*TRAIN, "fail.json"],
+        timeout=300,
+        dataset_dir=str(dist_phantom),
+        fail_mode="hang",
+        dist_timeout=20,
+        **TINY,
+    )
     elapsed = time.perf_counter() - started
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert "rank 1 hangs on purpose" in text, text[-3000:]  # the failure is the one staged, not a config error
-    # gloo's own timeout, with the configured 20 s, stopped rank 0 (MONAI's start-up line "dist_timeout: 20" does not match)
+    # gloo's own timeout, with the configured 20 s, stopped rank 0 (MONAI's start-up line "dist_timeout: 20" does
+    # not match)
     assert re.search(r"Timed out waiting 20000ms for (send|recv) operation", text), text[-3000:]
     assert elapsed < 150, f"the launch took {elapsed:.0f} s: the timeout did not end it"
 
@@ -302,8 +352,13 @@ def test_multi_gpu_config_without_torchrun_is_a_clear_error(tmp_path, tiny_phant
         monkeypatch.delenv(key, raising=False)
     root = new_bundle(tmp_path / "bundle")
     wf = ConfigWorkflow(
-        config_file=[str(root / "configs" / f) for f in TRAIN], meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=False, workflow_type="train", bundle_root=str(root), dataset_dir=str(tiny_phantom), **TINY,
+        config_file=[str(root / "configs" / f) for f in TRAIN],
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type="train",
+        bundle_root=str(root),
+        dataset_dir=str(tiny_phantom),
+        **TINY,
     )
     with pytest.raises(RuntimeError) as info:
         wf.initialize()
@@ -315,7 +370,10 @@ def test_multi_gpu_configs_keep_the_single_process_steps():
     single-process step must still be there (a step added to train.json but not here would silently not run
     under torchrun)."""
     merged = lambda *names: ConfigParser.load_config_files([str(BUNDLE / "configs" / n) for n in names])  # noqa: E731
-    for single_files, multi_file in ((["train.json"], "multi_gpu_train.json"), (["inference.json", "evaluate.json"], "multi_gpu_evaluate.json")):
+    for single_files, multi_file in (
+        (["train.json"], "multi_gpu_train.json"),
+        (["inference.json", "evaluate.json"], "multi_gpu_evaluate.json"),
+    ):
         single, multi = merged(*single_files), merged(*single_files, multi_file)
         for key in ("initialize", "run"):
             for step in single[key]:
@@ -323,7 +381,10 @@ def test_multi_gpu_configs_keep_the_single_process_steps():
                 assert any(step.lstrip("$") in m for m in multi[key]), f"{multi_file} drops {key} step {step}"
         assert "$monai_ag.utils.distributed.init_process_group(timeout=@dist_timeout)" in multi["initialize"]
         assert multi["finalize"] == ["$monai_ag.utils.distributed.destroy_process_group()"]
-    single, multi = merged("inference.json", "evaluate.json"), merged("inference.json", "evaluate.json", "multi_gpu_evaluate.json")
+    single, multi = (
+        merged("inference.json", "evaluate.json"),
+        merged("inference.json", "evaluate.json", "multi_gpu_evaluate.json"),
+    )
     assert single["report"].lstrip("$") in multi["report"]
 
 
@@ -375,5 +436,7 @@ def test_partition_for_rank_gives_disjoint_equal_shares(monkeypatch, world):
 
 def test_fewer_cases_than_ranks_message(monkeypatch):
     monkeypatch.setattr(distributed, "get_world_size", lambda: 4)
-    with pytest.raises(ValueError, match=r"the validation data \(validate#dataset#data\) has 3 case\(s\) but 4 processes"):
+    with pytest.raises(
+        ValueError, match=r"the validation data \(validate#dataset#data\) has 3 case\(s\) but 4 processes"
+    ):
         distributed.check_cases_per_rank([1, 2, 3], "validation", "validate#dataset#data")

@@ -40,7 +40,11 @@ def _profile(*files: str) -> dict[str, str]:
     if get("lr_schedule") == "cosine":
         schedule = f"warm-up {get('warmup_iterations')} iterations, cosine to ×{get('lr_floor'):g} at the run's end"
     else:
-        schedule = "constant" if steps >= get("max_epochs") else f"×{get('lr_scheduler_step#gamma'):g} every {steps} epochs{third}"
+        schedule = (
+            "constant"
+            if steps >= get("max_epochs")
+            else f"×{get('lr_scheduler_step#gamma'):g} every {steps} epochs{third}"
+        )
     minutes = get("time_limit_minutes")
     return {
         "channels": f"{channels[0]}…{channels[-1]}",
@@ -52,8 +56,9 @@ def _profile(*files: str) -> dict[str, str]:
         "epochs": f"{get('max_epochs')}, validation every {get('val_interval')}",
         "training time limit": "none" if not minutes else f"{minutes:g} min, then a last validation",
         "precision (CPU)": {"auto": "auto (bf16 where the CPU has it)"}.get(get("precision"), get("precision")),
-        "averaged weights (model.pt)": (f"yes, from {get('averaging_start'):g} of the run" if get("weight_averaging")
-                                        else "no"),
+        "averaged weights (model.pt)": (
+            f"yes, from {get('averaging_start'):g} of the run" if get("weight_averaging") else "no"
+        ),
         "flips (left-right, front-back)": "yes" if get("flip_augmentation") else "no",
         "blur, gamma, noise": "yes" if get("scanner_augmentation") else "no",
         "organ-wise intensity shift (contrast phases)": "yes" if get("contrast_phase_augmentation") else "no",
@@ -73,7 +78,9 @@ def test_profile_table_matches_the_configs():
     columns = [_profile("train.json", *profile) for profile in PROFILES]
     expected = {key: tuple(c[key] for c in columns) for key in columns[0]}
     rendered = "\n".join(f"| {key} | {' | '.join(cells)} |" for key, cells in expected.items())
-    assert _readme_table() == expected, f"bundle/docs/README.md's profile table is out of date; the configs say:\n{rendered}"
+    assert _readme_table() == expected, (
+        f"bundle/docs/README.md's profile table is out of date; the configs say:\n{rendered}"
+    )
 
 
 def test_inference_defaults_are_the_training_defaults():

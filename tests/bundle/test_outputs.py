@@ -40,8 +40,9 @@ def dicom_inputs(tmp_path, tiny_phantom) -> Path:
 
 
 def infer(root: Path, input_path: Path, out: Path, **overrides):
-    wf = workflow(root, ["inference.json"], "infer", input_path=str(input_path), output_dir=str(out), device="cpu",
-                  **overrides)
+    wf = workflow(
+        root, ["inference.json"], "infer", input_path=str(input_path), output_dir=str(out), device="cpu", **overrides
+    )
     wf.run()
     wf.finalize()
     return wf
@@ -50,8 +51,14 @@ def infer(root: Path, input_path: Path, out: Path, **overrides):
 def _numpy_statistics(image: np.ndarray, label: np.ndarray, voxel_ml: float, value: int) -> dict:
     mask = label == value
     hu = image[mask].astype(np.float64)
-    return {"volume_ml": mask.sum() * voxel_ml, "hu_mean": hu.mean(), "hu_median": np.median(hu), "hu_std": hu.std(),
-            "hu_p05": np.percentile(hu, 5), "hu_p95": np.percentile(hu, 95)}
+    return {
+        "volume_ml": mask.sum() * voxel_ml,
+        "hu_mean": hu.mean(),
+        "hu_median": np.median(hu),
+        "hu_std": hu.std(),
+        "hu_p05": np.percentile(hu, 5),
+        "hu_p95": np.percentile(hu, 95),
+    }
 
 
 def test_all_outputs_of_dicom_series(bundle_copy, dicom_inputs, tmp_path):
@@ -62,8 +69,11 @@ def test_all_outputs_of_dicom_series(bundle_copy, dicom_inputs, tmp_path):
     out = tmp_path / "out"
     wf = infer(bundle_copy, dicom_inputs, out, **ALL_OUTPUTS)
     cases = ["case_a", "case_b"]
-    expected = {f"{c}_{suffix}" for c in cases for suffix in
-                ("seg.nii.gz", "seg.dcm", "statistics.json", "statistics.csv", "preview.png")} | {"statistics.csv"}
+    expected = {
+        f"{c}_{suffix}"
+        for c in cases
+        for suffix in ("seg.nii.gz", "seg.dcm", "statistics.json", "statistics.csv", "preview.png")
+    } | {"statistics.csv"}
     assert {p.name for p in out.iterdir()} == expected
 
     for case in cases:
@@ -102,8 +112,11 @@ def test_dicom_seg_alone_writes_no_nifti(bundle_copy, dicom_inputs, tmp_path):
     recorded_model(bundle_copy)
     (dicom_inputs / "case_b").rename(tmp_path / "case_b")  # one case: no combined table either
     infer(bundle_copy, dicom_inputs, tmp_path / "out", output_format="dicom_seg", statistics="true")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["case_a_seg.dcm", "case_a_statistics.csv",
-                                                                    "case_a_statistics.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "case_a_seg.dcm",
+        "case_a_statistics.csv",
+        "case_a_statistics.json",
+    ]
 
 
 def test_default_run_writes_the_label_only_and_volumes_for_monai_label(bundle_copy, tiny_phantom, tmp_path):
@@ -128,19 +141,49 @@ def test_refusals_stop_before_the_network_runs(bundle_copy, tiny_phantom, dicom_
     runs, nothing written."""
     recorded_model(bundle_copy)
     out = tmp_path / "out"
-    raises(ValueError, "asks for a DICOM SEG.*not DICOM series: .*phantom_003.nii.gz", workflow, bundle_copy,
-           ["inference.json"], "infer", input_path=str(tiny_phantom / "imagesTs"), output_dir=str(out),
-           output_format="nifti+dicom_seg")
-    raises(ValueError, "output_format 'dicom-seg' is not one of", workflow, bundle_copy, ["inference.json"], "infer",
-           input_path=str(dicom_inputs), output_dir=str(out), output_format="dicom-seg")
+    raises(
+        ValueError,
+        "asks for a DICOM SEG.*not DICOM series: .*phantom_003.nii.gz",
+        workflow,
+        bundle_copy,
+        ["inference.json"],
+        "infer",
+        input_path=str(tiny_phantom / "imagesTs"),
+        output_dir=str(out),
+        output_format="nifti+dicom_seg",
+    )
+    raises(
+        ValueError,
+        "output_format 'dicom-seg' is not one of",
+        workflow,
+        bundle_copy,
+        ["inference.json"],
+        "infer",
+        input_path=str(dicom_inputs),
+        output_dir=str(out),
+        output_format="dicom-seg",
+    )
     assert not out.exists()
     (tmp_path / "file").write_text("")
-    raises(PermissionError, "output folder .*file/out cannot be created", infer, bundle_copy, dicom_inputs,
-           tmp_path / "file" / "out")
+    raises(
+        PermissionError,
+        "output folder .*file/out cannot be created",
+        infer,
+        bundle_copy,
+        dicom_inputs,
+        tmp_path / "file" / "out",
+    )
     out.mkdir()
     (out / "case_b_preview.png").write_bytes(b"earlier")
-    raises(FileExistsError, "case_b_preview.png already exists.*--overwrite true", infer, bundle_copy, dicom_inputs,
-           out, **ALL_OUTPUTS)
+    raises(
+        FileExistsError,
+        "case_b_preview.png already exists.*--overwrite true",
+        infer,
+        bundle_copy,
+        dicom_inputs,
+        out,
+        **ALL_OUTPUTS,
+    )
     assert [p.name for p in out.iterdir()] == ["case_b_preview.png"]  # case_a, segmented first, was not either
     infer(bundle_copy, dicom_inputs, out, overwrite="true", **ALL_OUTPUTS)
     assert (out / "case_b_preview.png").read_bytes() != b"earlier" and len(list(out.iterdir())) == 11
@@ -148,8 +191,14 @@ def test_refusals_stop_before_the_network_runs(bundle_copy, tiny_phantom, dicom_
 
 def test_evaluate_writes_the_combined_statistics(bundle_copy, tiny_phantom):
     recorded_model(bundle_copy)
-    wf = workflow(bundle_copy, ["inference.json", "evaluate.json"], "infer", dataset_dir=str(tiny_phantom),
-                  device="cpu", statistics="true")
+    wf = workflow(
+        bundle_copy,
+        ["inference.json", "evaluate.json"],
+        "infer",
+        dataset_dir=str(tiny_phantom),
+        device="cpu",
+        statistics="true",
+    )
     wf.run()
     wf.finalize()
     rows = list(csv.DictReader((bundle_copy / "eval" / "statistics.csv").open()))
@@ -166,10 +215,31 @@ def test_multi_gpu_evaluate_writes_the_combined_statistics_on_rank_0(bundle_copy
     path = os.pathsep.join([str(BUNDLE.parent), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "monai.bundle", "run", "--config_file", files, "--meta_file", "configs/metadata.json",
-         "--logging_file", "configs/logging.conf", "--dataset_dir", str(tiny_phantom), "--statistics", "true"],
-        cwd=bundle_copy, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            files,
+            "--meta_file",
+            "configs/metadata.json",
+            "--logging_file",
+            "configs/logging.conf",
+            "--dataset_dir",
+            str(tiny_phantom),
+            "--statistics",
+            "true",
+        ],
+        cwd=bundle_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     rows = list(csv.DictReader((bundle_copy / "eval" / "statistics.csv").open()))

@@ -15,8 +15,14 @@ from monai_ag.handlers import TrainingTimeLimit
 
 CONFIGS = BUNDLE / "configs"
 PAPER_RECIPE = [  # the paper profile's augmentation: the authors' flips, rotation, zoom and intensity changes
-    "ClassesToIndicesd", "RandCropByLabelClassesd", "RandFlipd", "RandFlipd", "RandAffined",
-    "RandScaleIntensityd", "RandShiftIntensityd", "AnnotatedClassesd",
+    "ClassesToIndicesd",
+    "RandCropByLabelClassesd",
+    "RandFlipd",
+    "RandFlipd",
+    "RandAffined",
+    "RandScaleIntensityd",
+    "RandShiftIntensityd",
+    "AnnotatedClassesd",
 ]
 DEFAULT_RECIPE = [t for t in PAPER_RECIPE if t != "RandFlipd"]  # the CPU default: no flips (docs/results.md)
 
@@ -37,8 +43,16 @@ def test_default_and_paper_augmentation():
 
 def test_realct_profile_drops_flips_and_adds_scanner_augmentation():
     assert _augmentation("profile_realct.json") == [
-        "ClassesToIndicesd", "RandCropByLabelClassesd", "RandAffined", "RandScaleIntensityd", "RandShiftIntensityd",
-        "RandOrganIntensityShiftd", "RandGaussianSmoothd", "RandAdjustContrastd", "RandGaussianNoised", "AnnotatedClassesd",
+        "ClassesToIndicesd",
+        "RandCropByLabelClassesd",
+        "RandAffined",
+        "RandScaleIntensityd",
+        "RandShiftIntensityd",
+        "RandOrganIntensityShiftd",
+        "RandGaussianSmoothd",
+        "RandAdjustContrastd",
+        "RandGaussianNoised",
+        "AnnotatedClassesd",
     ]
 
 
@@ -57,12 +71,16 @@ def test_time_limit_handler_sits_between_validation_and_checkpoint():
     """It must see a validation already run at the epoch, and the checkpoint must come after its last validation."""
     handlers = [h["_target_"] for h in ConfigParser.load_config_file(str(CONFIGS / "train.json"))["train"]["handlers"]]
     assert handlers.index("ValidationHandler") < handlers.index("monai_ag.handlers.TrainingTimeLimit")
-    assert handlers.index("monai_ag.handlers.TrainingTimeLimit") < handlers.index("monai_ag.handlers.TrainingCheckpoint")
+    assert handlers.index("monai_ag.handlers.TrainingTimeLimit") < handlers.index(
+        "monai_ag.handlers.TrainingCheckpoint"
+    )
 
 
 def _tiny_bundle(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "phantom"
-    generate_phantom_dataset(data, num_cases=3, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=0)
+    generate_phantom_dataset(
+        data, num_cases=3, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=0
+    )
     root = tmp_path / "bundle"
     shutil.copytree(CONFIGS, root / "configs")
     return root, data
@@ -71,8 +89,14 @@ def _tiny_bundle(tmp_path: Path) -> tuple[Path, Path]:
 def test_time_limited_training_stops_at_an_epoch_end_with_a_last_validation(tmp_path):
     root, data = _tiny_bundle(tmp_path)
     # a budget every epoch exceeds; validation scheduled far later
-    wf = workflow(root, ["train.json"], "train", dataset_dir=str(data), **{**TINY, "max_epochs": 50, "val_interval": 40},
-                  time_limit_minutes=1e-6)
+    wf = workflow(
+        root,
+        ["train.json"],
+        "train",
+        dataset_dir=str(data),
+        **{**TINY, "max_epochs": 50, "val_interval": 40},
+        time_limit_minutes=1e-6,
+    )
     handler = next(h for h in wf.parser.get_parsed_content("train#handlers") if isinstance(h, TrainingTimeLimit))
     assert handler.minutes == 1e-6
     wf.run()
@@ -99,15 +123,23 @@ def test_pretrained_weights_start_the_training(tmp_path):
 
     def train(**overrides) -> dict:
         shutil.rmtree(root / "models", ignore_errors=True)
-        wf = workflow(root, ["train.json"], "train", dataset_dir=str(data),
-                      **{**TINY, "max_epochs": 1, "val_interval": 1, "learning_rate": 0.0}, **overrides)
+        wf = workflow(
+            root,
+            ["train.json"],
+            "train",
+            dataset_dir=str(data),
+            **{**TINY, "max_epochs": 1, "val_interval": 1, "learning_rate": 0.0},
+            **overrides,
+        )
         wf.run()
         return torch.load(root / "models" / "model.pt", weights_only=True)
 
     loaded = train(pretrained_weights=str(tmp_path / "start.pt"))
     assert all(torch.equal(loaded[k], start[k]) for k in params)
     fresh = train()  # the bundle's own seeded initialisation
-    assert not any(torch.equal(fresh[k], start[k]) for k in params if start[k].dim() > 1)  # randomly initialised kernels
+    assert not any(
+        torch.equal(fresh[k], start[k]) for k in params if start[k].dim() > 1
+    )  # randomly initialised kernels
 
 
 def test_missing_pretrained_weights_name_the_file(tmp_path):

@@ -17,6 +17,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from bundle_testing import BUNDLE, TINY, raises, workflow  # noqa: E402 (tests/bundle is on the path)
 from monai.bundle import ConfigParser
 
 from monai_ag.bundle import (
@@ -33,8 +34,6 @@ from monai_ag.bundle.export import RECIPE_KEY, export_model
 from monai_ag.data import generate_phantom_dataset
 from monai_ag.networks.nets import GridAttentionUNet
 
-from bundle_testing import BUNDLE, TINY, raises, recorded_model, workflow  # noqa: E402 (tests/bundle is on the path)
-
 DEFAULTS = ConfigParser.load_config_file(str(BUNDLE / "configs" / "inference.json"))["recipe_defaults"]
 GAUNET = "monai_ag.networks.nets.grid_attention_unet.GridAttentionUNet"
 SETTINGS = ("spacing", "orientation", "hu_window", "class_names", "network")
@@ -42,8 +41,12 @@ SETTINGS = ("spacing", "orientation", "hu_window", "class_names", "network")
 
 def _defaults() -> dict:
     """inference.json's recipe_defaults as the parser gives them (the network as a callable)."""
-    return {**DEFAULTS, "network": functools.partial(GridAttentionUNet, **{
-        k: v for k, v in DEFAULTS["network"].items() if not k.startswith("_")})}
+    return {
+        **DEFAULTS,
+        "network": functools.partial(
+            GridAttentionUNet, **{k: v for k, v in DEFAULTS["network"].items() if not k.startswith("_")}
+        ),
+    }
 
 
 def _segs(folder: Path) -> dict[str, np.ndarray]:
@@ -51,8 +54,9 @@ def _segs(folder: Path) -> dict[str, np.ndarray]:
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", *args], cwd=cwd, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +82,15 @@ def test_training_writes_the_recipe_beside_the_model(trained, tiny_phantom):
     assert record["spacing"] == [8.0, 8.0, 8.0] and record["orientation"] == "RAS"
     assert record["hu_window"] == [-175.0, 250.0] and record["patch_size"] == [32, 32, 24]
     assert record["class_names"] == DEFAULTS["class_names"]
-    assert record["network"] == {"_target_": GAUNET, "spatial_dims": 3, "in_channels": 1, "channels": [4, 8, 16, 32, 64],
-                                 "strides": [2, 2, 2, 2], "deep_supervision_outputs": True, "out_channels": 5}
+    assert record["network"] == {
+        "_target_": GAUNET,
+        "spatial_dims": 3,
+        "in_channels": 1,
+        "channels": [4, 8, 16, 32, 64],
+        "strides": [2, 2, 2, 2],
+        "deep_supervision_outputs": True,
+        "out_channels": 5,
+    }
     assert record["training"]["settings"]["max_epochs"] == 2
     assert record["training"]["epoch"] in (1, 2)  # the best validation's
     assert record["training"]["settings"]["dataset_dir"] == str(tiny_phantom)
@@ -109,18 +120,38 @@ def test_every_inference_path_gives_the_same_labels(trained, tiny_phantom, tmp_p
     }
     segs = {}
     for name, overrides in ways.items():
-        wf = workflow(trained, ["inference.json"], "infer", dataset_dir=str(tiny_phantom),
-                      output_dir=str(tmp_path / name), **overrides)
+        wf = workflow(
+            trained,
+            ["inference.json"],
+            "infer",
+            dataset_dir=str(tiny_phantom),
+            output_dir=str(tmp_path / name),
+            **overrides,
+        )
         recipe = wf.parser.get_parsed_content("recipe")
         assert recipe.spacing == [8.0, 8.0, 8.0] and recipe.patch_size == [32, 32, 24]
         assert list(wf.parser.get_parsed_content("sliding_window").roi_size) == [32, 32, 24]
         wf.run()
         segs[name] = _segs(tmp_path / name)
-    workflow(trained, ["inference.json", "evaluate.json"], "infer", dataset_dir=str(tiny_phantom),
-             output_dir=str(tmp_path / "eval")).run()
+    workflow(
+        trained,
+        ["inference.json", "evaluate.json"],
+        "infer",
+        dataset_dir=str(tiny_phantom),
+        output_dir=str(tmp_path / "eval"),
+    ).run()
     segs["evaluate"] = _segs(tmp_path / "eval" / "predictions")
-    out = _cli(["--config_file", "configs/inference.json", "--dataset_dir", str(tiny_phantom), "--output_dir",
-                str(tmp_path / "cli")], trained)
+    out = _cli(
+        [
+            "--config_file",
+            "configs/inference.json",
+            "--dataset_dir",
+            str(tiny_phantom),
+            "--output_dir",
+            str(tmp_path / "cli"),
+        ],
+        trained,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "has no recipe record" not in out.stdout + out.stderr
     segs["cli"] = _segs(tmp_path / "cli")
@@ -132,14 +163,36 @@ def test_every_inference_path_gives_the_same_labels(trained, tiny_phantom, tmp_p
 
 
 def test_contradicting_inference_setting_names_both_values(trained, tiny_phantom):
-    err = raises(RecipeError, r"spacing: trained with \[8.0, 8.0, 8.0\], this run sets \[4.0, 4.0, 4.0\]", workflow,
-                 trained, ["inference.json"], "infer", dataset_dir=str(tiny_phantom), spacing=[4.0, 4.0, 4.0])
+    err = raises(
+        RecipeError,
+        r"spacing: trained with \[8.0, 8.0, 8.0\], this run sets \[4.0, 4.0, 4.0\]",
+        workflow,
+        trained,
+        ["inference.json"],
+        "infer",
+        dataset_dir=str(tiny_phantom),
+        spacing=[4.0, 4.0, 4.0],
+    )
     assert str(trained / "models" / "model.recipe.json") in str(err) and "--override_recipe true" in str(err)
     # several at once, the network among them
-    err = raises(RecipeError, "hu_window: trained with", workflow, trained, ["inference.json"], "infer",
-                 dataset_dir=str(tiny_phantom), hu_window=[-100, 300],
-                 network_spec={"_target_": "monai_ag.GridAttentionUNet", "_mode_": "callable", "spatial_dims": 3,
-                               "in_channels": 1, "channels": [8, 16, 32, 64, 128], "strides": [2, 2, 2, 2]})
+    err = raises(
+        RecipeError,
+        "hu_window: trained with",
+        workflow,
+        trained,
+        ["inference.json"],
+        "infer",
+        dataset_dir=str(tiny_phantom),
+        hu_window=[-100, 300],
+        network_spec={
+            "_target_": "monai_ag.GridAttentionUNet",
+            "_mode_": "callable",
+            "spatial_dims": 3,
+            "in_channels": 1,
+            "channels": [8, 16, 32, 64, 128],
+            "strides": [2, 2, 2, 2],
+        },
+    )
     assert "network_spec: trained with GridAttentionUNet(" in str(err) and "channels=[8, 16, 32, 64, 128]" in str(err)
 
 
@@ -159,15 +212,29 @@ def test_model_without_a_record_runs_as_before_with_one_warning(trained, tiny_ph
     shutil.copytree(trained / "configs", root / "configs")
     (root / "models").mkdir()
     shutil.copy(trained / "models" / "model.pt", root / "models" / "model.pt")  # weights only, e.g. from elsewhere
-    args = ["--config_file", "configs/inference.json", "--dataset_dir", str(tiny_phantom), "--output_dir", str(tmp_path / "out"),
-            "--spacing", "[8, 8, 8]", "--patch_size", "[32, 32, 24]", "--recipe_defaults#network#channels", "[4, 8, 16, 32, 64]"]
+    args = [
+        "--config_file",
+        "configs/inference.json",
+        "--dataset_dir",
+        str(tiny_phantom),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--spacing",
+        "[8, 8, 8]",
+        "--patch_size",
+        "[32, 32, 24]",
+        "--recipe_defaults#network#channels",
+        "[4, 8, 16, 32, 64]",
+    ]
     out = _cli(args, root)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
     assert text.count("has no recipe record") == 1, text[-3000:]
     assert "models/model.pt has no recipe record (model.recipe.json" in text
     # given the training's settings by hand, it segments as the recorded model does
-    workflow(trained, ["inference.json"], "infer", dataset_dir=str(tiny_phantom), output_dir=str(tmp_path / "recorded")).run()
+    workflow(
+        trained, ["inference.json"], "infer", dataset_dir=str(tiny_phantom), output_dir=str(tmp_path / "recorded")
+    ).run()
     for case, seg in _segs(tmp_path / "out").items():
         np.testing.assert_array_equal(seg, _segs(tmp_path / "recorded")[case])
 
@@ -182,17 +249,29 @@ def test_record_that_does_not_match_the_weights_is_reported(trained, tmp_path, c
         record = read_recipe(model)
     assert record["spacing"] == [8.0, 8.0, 8.0]
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert f"describes a model file with sha256 {record['model']['sha256']}, but {model} has sha256 {sha256_file(model)}" in warning
+    assert (
+        f"describes a model file with sha256 {record['model']['sha256']}, but {model} has sha256 {sha256_file(model)}"
+        in warning
+    )
 
 
 def test_metadata_must_name_the_model_classes(tmp_path):
     model = tmp_path / "models" / "model.pt"
     meta = tmp_path / "metadata.json"
-    meta.write_text(json.dumps({"network_data_format": {"outputs": {"pred": {"channel_def": DEFAULTS["class_names"]}}}}))
+    meta.write_text(
+        json.dumps({"network_data_format": {"outputs": {"pred": {"channel_def": DEFAULTS["class_names"]}}}})
+    )
     for_inference(model, _defaults(), metadata_file=meta)  # agrees
     three = {"0": "background", "1": "liver", "2": "tumour"}
-    raises(RecipeError, r"channel_def is .* but the model's classes are .*tumour.*MONAI Label names labels from channel_def",
-           for_inference, model, _defaults(), class_names=three, metadata_file=meta)
+    raises(
+        RecipeError,
+        r"channel_def is .* but the model's classes are .*tumour.*MONAI Label names labels from channel_def",
+        for_inference,
+        model,
+        _defaults(),
+        class_names=three,
+        metadata_file=meta,
+    )
 
 
 # ------------------------------------------------------------------ fine-tuning follows the start weights' record
@@ -208,12 +287,22 @@ def test_fine_tuning_follows_the_start_model_and_refuses_a_contradiction(trained
     recipe = wf.parser.get_parsed_content("recipe")
     assert recipe.spacing == [8.0, 8.0, 8.0] and recipe.network["channels"] == [4, 8, 16, 32, 64]
     assert recipe.training["start_weights"] == start and recipe.patch_size == [64, 64, 48]  # the patch stays free
-    raises(RecipeError, r"spacing: trained with \[8.0, 8.0, 8.0\], this run sets \[3.0, 3.0, 3.0\]", workflow, root,
-           ["train.json", "profile_realct.json"], "train", dataset_dir=str(tiny_phantom), pretrained_weights=start)
+    raises(
+        RecipeError,
+        r"spacing: trained with \[8.0, 8.0, 8.0\], this run sets \[3.0, 3.0, 3.0\]",
+        workflow,
+        root,
+        ["train.json", "profile_realct.json"],
+        "train",
+        dataset_dir=str(tiny_phantom),
+        pretrained_weights=start,
+    )
     # MONAI Label's fine-tuning: its CheckpointLoader for models/model.pt inserted first in train#handlers
     handlers = ConfigParser.load_config_file(str(root / "configs" / "train.json"))["train"]["handlers"]
     loader = {"_target_": "CheckpointLoader", "load_path": start, "load_dict": {"model": "$@network"}, "strict": False}
-    wf = workflow(root, ["train.json"], "train", dataset_dir=str(tiny_phantom), **{"train#handlers": [loader, *handlers]})
+    wf = workflow(
+        root, ["train.json"], "train", dataset_dir=str(tiny_phantom), **{"train#handlers": [loader, *handlers]}
+    )
     assert wf.parser.get_parsed_content("recipe").spacing == [8.0, 8.0, 8.0]
 
 
@@ -223,7 +312,9 @@ def test_fine_tuning_follows_the_start_model_and_refuses_a_contradiction(trained
 @pytest.fixture(scope="module")
 def no_validation_list(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("four")
-    generate_phantom_dataset(root, num_cases=4, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=0, num_test=0)
+    generate_phantom_dataset(
+        root, num_cases=4, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=0, num_test=0
+    )
     assert not json.loads((root / "dataset.json").read_text()).get("validation")
     return root
 
@@ -250,8 +341,15 @@ def test_val_fraction_zero_trains_on_every_case_and_saves_the_final_weights(no_v
     assert read_recipe(model)["training"]["epoch"] == TINY["max_epochs"]
     # a time budget ends it at an epoch end, with the final weights saved as well
     shutil.rmtree(root / "models")
-    wf = workflow(root, ["train.json"], "train", dataset_dir=str(no_validation_list), **{**TINY, "max_epochs": 50},
-                  val_fraction=0, time_limit_minutes=1e-6)
+    wf = workflow(
+        root,
+        ["train.json"],
+        "train",
+        dataset_dir=str(no_validation_list),
+        **{**TINY, "max_epochs": 50},
+        val_fraction=0,
+        time_limit_minutes=1e-6,
+    )
     wf.run()
     assert wf.parser.get_parsed_content("train#trainer").state.epoch == 1 and _final_weights_saved(wf, model)
 
@@ -261,11 +359,17 @@ def test_a_failed_training_without_validation_leaves_no_model(no_validation_list
 
     root = tmp_path / "bundle"
     shutil.copytree(BUNDLE / "configs", root / "configs")
-    (root / "configs" / "fail.json").write_text(json.dumps({
-        "+imports": ["$import dist_probe"],
-        "+train#handlers": [{"_target_": "dist_probe.FailOnRank", "rank": 0, "iteration": 3}],
-    }))
-    wf = workflow(root, ["train.json", "fail.json"], "train", dataset_dir=str(no_validation_list), **TINY, val_fraction=0)
+    (root / "configs" / "fail.json").write_text(
+        json.dumps(
+            {
+                "+imports": ["$import dist_probe"],
+                "+train#handlers": [{"_target_": "dist_probe.FailOnRank", "rank": 0, "iteration": 3}],
+            }
+        )
+    )
+    wf = workflow(
+        root, ["train.json", "fail.json"], "train", dataset_dir=str(no_validation_list), **TINY, val_fraction=0
+    )
     raises(RuntimeError, "deliberate failure on rank 0", wf.run)
     assert not (root / "models" / "model.pt").exists() and (root / "models" / "checkpoint.pt").exists()
 
@@ -304,8 +408,9 @@ def test_a_kill_during_the_record_write_leaves_the_previous_record(trained, tmp_
     shutil.copy(trained / "models" / "model.pt", model)
     shutil.copy(trained / "models" / "model.recipe.json", recipe_path(model))
     before = recipe_path(model).read_text()
-    out = subprocess.run([sys.executable, "-c", _KILLED_DURING_RECORD_WRITE, str(model)], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _KILLED_DURING_RECORD_WRITE, str(model)], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
     assert list(tmp_path.glob(".partial-*-model.recipe.json")), "the kill did not happen during the write"
     assert recipe_path(model).read_text() == before
@@ -317,9 +422,14 @@ def test_a_kill_during_the_record_write_leaves_the_previous_record(trained, tmp_
     [
         ("{not json", "cannot read the model's recipe record"),
         (json.dumps({"format": "something else"}), "not a monai-ag recipe record"),
-        (json.dumps({"format": "monai-ag model recipe", "version": 2}), "recipe record version 2; this monai-ag reads version 1"),
-        (json.dumps({"format": "monai-ag model recipe", "version": 1, "spacing": [1, 1, 1]}),
-         "the recipe record lacks orientation, hu_window, class_names, network, patch_size"),
+        (
+            json.dumps({"format": "monai-ag model recipe", "version": 2}),
+            "recipe record version 2; this monai-ag reads version 1",
+        ),
+        (
+            json.dumps({"format": "monai-ag model recipe", "version": 1, "spacing": [1, 1, 1]}),
+            "the recipe record lacks orientation, hu_window, class_names, network, patch_size",
+        ),
     ],
 )
 def test_unreadable_records_name_the_file_and_the_problem(tmp_path, content, message):
@@ -331,22 +441,67 @@ def test_unreadable_records_name_the_file_and_the_problem(tmp_path, content, mes
 
 def test_bad_settings_are_named(tmp_path):
     model = tmp_path / "none.pt"
-    raises(RecipeError, r"spacing must be positive voxel sizes in mm, got \[0, 1, 1\]", for_inference, model, _defaults(),
-           spacing=[0, 1, 1])
-    raises(RecipeError, r"hu_window must be \[low, high\] with low < high", for_inference, model, _defaults(), hu_window=[5, 1])
-    raises(RecipeError, r"class_names ids must be 0 \.\.\. n-1", for_inference, model, _defaults(), class_names={"0": "bg", "2": "x"})
-    raises(RecipeError, r"out_channels is 3 but there are 5 classes", for_inference, model, _defaults(),
-           network_spec=functools.partial(GridAttentionUNet, spatial_dims=3, in_channels=1, out_channels=3))
-    raises(RecipeError, r"not a built GridAttentionUNet: the recipe records how to build it", for_inference, model,
-           _defaults(), network_spec=GridAttentionUNet(3, 1, 5))
+    raises(
+        RecipeError,
+        r"spacing must be positive voxel sizes in mm, got \[0, 1, 1\]",
+        for_inference,
+        model,
+        _defaults(),
+        spacing=[0, 1, 1],
+    )
+    raises(
+        RecipeError,
+        r"hu_window must be \[low, high\] with low < high",
+        for_inference,
+        model,
+        _defaults(),
+        hu_window=[5, 1],
+    )
+    raises(
+        RecipeError,
+        r"class_names ids must be 0 \.\.\. n-1",
+        for_inference,
+        model,
+        _defaults(),
+        class_names={"0": "bg", "2": "x"},
+    )
+    raises(
+        RecipeError,
+        r"out_channels is 3 but there are 5 classes",
+        for_inference,
+        model,
+        _defaults(),
+        network_spec=functools.partial(GridAttentionUNet, spatial_dims=3, in_channels=1, out_channels=3),
+    )
+    raises(
+        RecipeError,
+        r"not a built GridAttentionUNet: the recipe records how to build it",
+        for_inference,
+        model,
+        _defaults(),
+        network_spec=GridAttentionUNet(3, 1, 5),
+    )
 
 
 def test_network_config_round_trip():
-    spec = functools.partial(GridAttentionUNet, spatial_dims=3, in_channels=1, channels=(4, 8, 16), strides=(2, 2),
-                             deep_supervision_outputs=True)
+    spec = functools.partial(
+        GridAttentionUNet,
+        spatial_dims=3,
+        in_channels=1,
+        channels=(4, 8, 16),
+        strides=(2, 2),
+        deep_supervision_outputs=True,
+    )
     config = network_config(spec, 5)
-    assert config == {"_target_": GAUNET, "spatial_dims": 3, "in_channels": 1, "channels": [4, 8, 16], "strides": [2, 2],
-                      "deep_supervision_outputs": True, "out_channels": 5}
+    assert config == {
+        "_target_": GAUNET,
+        "spatial_dims": 3,
+        "in_channels": 1,
+        "channels": [4, 8, 16],
+        "strides": [2, 2],
+        "deep_supervision_outputs": True,
+        "out_channels": 5,
+    }
     assert network_config(config, 5) == config  # as read back from a record
     torch.manual_seed(0)
     training = build_network(config, training=True)
@@ -378,15 +533,25 @@ def test_torchscript_export_carries_the_recipe(trained, tmp_path):
     x = torch.rand(1, 1, 32, 32, 24)
     with torch.no_grad():
         torch.testing.assert_close(net(x), reference(x), atol=1e-5, rtol=1e-5)
-    raises(FileExistsError, "already exists from an earlier run; pass --overwrite", export_model,
-           trained / "models" / "model.pt", out)
+    raises(
+        FileExistsError,
+        "already exists from an earlier run; pass --overwrite",
+        export_model,
+        trained / "models" / "model.pt",
+        out,
+    )
 
 
 def test_export_needs_a_record(tmp_path):
     model = tmp_path / "model.pt"
     torch.save(GridAttentionUNet(3, 1, 5).state_dict(), model)
-    raises(FileNotFoundError, "has no recipe record .*an export without it would not say how to pre-process",
-           export_model, model, tmp_path / "model.ts")
+    raises(
+        FileNotFoundError,
+        "has no recipe record .*an export without it would not say how to pre-process",
+        export_model,
+        model,
+        tmp_path / "model.ts",
+    )
     assert not (tmp_path / "model.ts").exists()
 
 
@@ -399,7 +564,20 @@ def test_onnx_export_carries_the_recipe(trained, tmp_path):
 
 
 def test_export_command_line(trained, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "monai_ag.bundle.export", "--model", str(trained / "models" / "model.pt"),
-                          "--output", str(tmp_path / "m.ts"), "--quiet"], capture_output=True, text=True, timeout=300,
-                         env={**os.environ})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai_ag.bundle.export",
+            "--model",
+            str(trained / "models" / "model.pt"),
+            "--output",
+            str(tmp_path / "m.ts"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ},
+    )
     assert out.returncode == 0 and out.stdout.strip() == str(tmp_path / "m.ts"), out.stderr

@@ -15,13 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from bundle_testing import BUNDLE, TINY, workflow  # noqa: E402 (tests/bundle is on the path)
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
 from monai_ag.data import generate_phantom_dataset
-
-from bundle_testing import BUNDLE, TINY, workflow  # noqa: E402 (tests/bundle is on the path)
-
 
 # the tiny CPU profile on four training cases, two a batch (an epoch has two iterations, and the shuffle has
 # many outcomes), validation after every epoch
@@ -32,7 +30,9 @@ RESUME = {**TINY, "max_epochs": 3}
 def phantom(tmp_path_factory) -> Path:
     """4 training cases and 1 validation case at 8 mm."""
     root = tmp_path_factory.mktemp("phantom4")
-    generate_phantom_dataset(root, num_cases=5, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=0)
+    generate_phantom_dataset(
+        root, num_cases=5, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=0
+    )
     return root
 
 
@@ -63,7 +63,8 @@ class Record:
         self.metrics: dict[int, dict] = {}
         self.at_start: dict = {}
         self.trainer.add_event_handler(
-            Events.ITERATION_COMPLETED, lambda e: self.losses.update({e.state.iteration: float(e.state.output[0]["loss"])})
+            Events.ITERATION_COMPLETED,
+            lambda e: self.losses.update({e.state.iteration: float(e.state.output[0]["loss"])}),
         )
         validator.add_event_handler(
             Events.EPOCH_COMPLETED, lambda e: self.metrics.update({self.trainer.state.epoch: dict(e.state.metrics)})
@@ -158,7 +159,9 @@ def test_resume_after_exception_is_exact(reference, phantom, tmp_path):
     _assert_same_end(resumed, reference, from_epoch=1)
     assert any(f"at epoch 2 of 3, iteration {epoch_length + 1}" in m and "checkpoint.pt" in m for m in lines), lines
     # ignite's own line shows the resumed epoch too, not "iteration 0, epoch 0"
-    assert any(f"resuming from iteration {epoch_length}, epoch 1 until 3 epochs" in m for m in ignite_lines), ignite_lines
+    assert any(f"resuming from iteration {epoch_length}, epoch 1 until 3 epochs" in m for m in ignite_lines), (
+        ignite_lines
+    )
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, phantom):
@@ -204,8 +207,18 @@ _KILLED_DURING_WRITE = textwrap.dedent(
 def test_resume_after_sigkill_during_checkpoint_write_is_exact(reference, phantom, tmp_path):
     root = _new_bundle(tmp_path)
     out = subprocess.run(
-        [sys.executable, "-c", _KILLED_DURING_WRITE, str(Path(__file__).parent), str(root), str(phantom), json.dumps({})],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-c",
+            _KILLED_DURING_WRITE,
+            str(Path(__file__).parent),
+            str(root),
+            str(phantom),
+            json.dumps({}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
     assert list((root / "models").glob(".partial-*-checkpoint.pt")), "the kill did not happen during the write"

@@ -55,7 +55,9 @@ def test_old_names_still_work_with_a_deprecation_warning(tmp_path):
     import monai_ag.utils.bundle as old
 
     (tmp_path / "configs").mkdir()
-    with pytest.warns(DeprecationWarning, match=r"monai_ag.utils.bundle.check_bundle moved to monai_ag.bundle.check_bundle"):
+    with pytest.warns(
+        DeprecationWarning, match=r"monai_ag.utils.bundle.check_bundle moved to monai_ag.bundle.check_bundle"
+    ):
         assert old.check_bundle(tmp_path) == check_bundle(tmp_path)
     with pytest.warns(DeprecationWarning, match=r"as_bool moved to monai_ag.utils.as_bool"):
         assert old.as_bool("yes") is True

@@ -35,7 +35,8 @@ def test_a_ct_passes_silently(tmp_path, caplog):
     ints = _save(tmp_path / "ct_int16.nii.gz", _ct().astype(np.int16))
     with caplog.at_level(logging.WARNING, logger="monai_ag.data.checks"):
         assert check_inference_inputs([{"image": str(path)}, {"image": str(ints)}]) == [
-            {"image": str(path)}, {"image": str(ints)}
+            {"image": str(path)},
+            {"image": str(ints)},
         ]
     assert not caplog.records
 
@@ -43,15 +44,33 @@ def test_a_ct_passes_silently(tmp_path, caplog):
 @pytest.mark.parametrize(
     "name, data, pattern",
     [
-        ("four_d.nii.gz", np.stack([_ct()] * 3, -1), r"four_d.nii.gz: 4D image with 3 volumes \(shape \(12, 10, 8, 3\)\)"),
+        (
+            "four_d.nii.gz",
+            np.stack([_ct()] * 3, -1),
+            r"four_d.nii.gz: 4D image with 3 volumes \(shape \(12, 10, 8, 3\)\)",
+        ),
         ("two_d.nii.gz", _ct()[..., 0], r"two_d.nii.gz: 2D image \(shape \(12, 10\)\); expected one 3D volume"),
-        ("all_nan.nii.gz", np.full((12, 10, 8), np.nan, np.float32), r"all_nan.nii.gz: no finite value: all 960 voxels are NaN"),
-        ("some_nan.nii.gz", np.where(np.arange(960).reshape(12, 10, 8) < 96, np.nan, _ct()).astype(np.float32),
-         r"some_nan.nii.gz: 96 of 960 voxels \(10 %\) are NaN or infinite; replace them"),
-        ("inf.nii.gz", np.where(np.arange(960).reshape(12, 10, 8) == 5, np.inf, _ct()).astype(np.float32),
-         r"inf.nii.gz: 1 of 960 voxels \(0.1 %\) are NaN or infinite"),
+        (
+            "all_nan.nii.gz",
+            np.full((12, 10, 8), np.nan, np.float32),
+            r"all_nan.nii.gz: no finite value: all 960 voxels are NaN",
+        ),
+        (
+            "some_nan.nii.gz",
+            np.where(np.arange(960).reshape(12, 10, 8) < 96, np.nan, _ct()).astype(np.float32),
+            r"some_nan.nii.gz: 96 of 960 voxels \(10 %\) are NaN or infinite; replace them",
+        ),
+        (
+            "inf.nii.gz",
+            np.where(np.arange(960).reshape(12, 10, 8) == 5, np.inf, _ct()).astype(np.float32),
+            r"inf.nii.gz: 1 of 960 voxels \(0.1 %\) are NaN or infinite",
+        ),
         # the reader drops the axes of an empty array: it must still be called empty, not "1D"
-        ("empty.nii.gz", np.zeros((0, 10, 8), np.float32), r"empty.nii.gz: empty image \(shape \(0,\)\): it holds no voxels"),
+        (
+            "empty.nii.gz",
+            np.zeros((0, 10, 8), np.float32),
+            r"empty.nii.gz: empty image \(shape \(0,\)\): it holds no voxels",
+        ),
     ],
 )
 def test_bad_images_are_errors_naming_file_and_problem(tmp_path, caplog, name, data, pattern):

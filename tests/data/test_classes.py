@@ -36,5 +36,7 @@ def test_organs_are_the_classes_but_background():
 def test_class_index():
     assert class_index(" Pancreas ") == 4
     assert [class_index(n) for n in CLASS_NAMES.values()] == list(CLASS_NAMES)
-    with pytest.raises(KeyError, match=r"unknown class 'gallbladder'; the bundle's classes are \['background', 'liver'"):
+    with pytest.raises(
+        KeyError, match=r"unknown class 'gallbladder'; the bundle's classes are \['background', 'liver'"
+    ):
         class_index("gallbladder")

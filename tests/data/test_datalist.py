@@ -12,7 +12,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_ag.data.datalist import check_datalist, inference_datalist, load_datalist, split_datalist, train_val_datalists
+from monai_ag.data.datalist import (
+    check_datalist,
+    inference_datalist,
+    load_datalist,
+    split_datalist,
+    train_val_datalists,
+)
 from monai_ag.data.images import is_dicom_series_dir
 
 SHAPE = (8, 8, 6)

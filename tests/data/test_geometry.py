@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_ag.data.geometry import AFFINE_ATOL, IMAGE_SUFFIXES, NIFTI_SUFFIXES, same_grid, squeeze_trailing, strip_image_suffix
+from monai_ag.data.geometry import (
+    AFFINE_ATOL,
+    IMAGE_SUFFIXES,
+    NIFTI_SUFFIXES,
+    same_grid,
+    squeeze_trailing,
+    strip_image_suffix,
+)
 
 
 @pytest.mark.parametrize(

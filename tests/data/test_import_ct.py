@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 from monai.transforms import LoadImage
+from needs import SHARED_DATA, needs_shared_data  # noqa: E402 (tests/ is on the path)
 
 from monai_ag.data import train_val_datalists
 from monai_ag.data.import_ct import find_cases, import_ct, main
 from monai_ag.data.presets import PRESETS, get_preset, load_mapping
-
-from needs import SHARED_DATA, needs_shared_data  # noqa: E402 (tests/ is on the path)
 
 AFFINE = np.diag([2.0, 2.0, 3.0, 1.0])
 SHAPE = (40, 36, 20)
@@ -110,7 +109,9 @@ def test_user_mapping(tmp_path):
         label[_block(value)] = value
     pair = (_ct(tmp_path / "ct.nii.gz"), _save(tmp_path / "seg.nii.gz", label))
     mapping = tmp_path / "map.json"
-    mapping.write_text(json.dumps({"labels": {"1": "liver", "2": 1, "5": "pancreas"}, "annotated": ["liver", "pancreas"]}))
+    mapping.write_text(
+        json.dumps({"labels": {"1": "liver", "2": 1, "5": "pancreas"}, "annotated": ["liver", "pancreas"]})
+    )
     import_ct(pairs=[pair], output=tmp_path / "out", mapping=mapping, verbose=False)
     out = _label(tmp_path / "out", "ct")
     assert [int(np.unique(out[_block(v)])[0]) for v in (1, 2, 5)] == [1, 1, 4]
@@ -144,11 +145,16 @@ def test_totalsegmentator_layout_with_partial_masks(tmp_path):
     assert [c.layout for c in find_cases(tmp_path)] == ["totalsegmentator"]  # a folder of case folders
     import_ct([tmp_path], tmp_path / "out", verbose=False)
     out = _label(tmp_path / "out", "s0001")
-    assert (out == 1).sum() == liver.sum() and (out == 3).sum() == kidney_left.sum() and set(np.unique(out)) == {0, 1, 3}
+    assert (
+        (out == 1).sum() == liver.sum() and (out == 3).sum() == kidney_left.sum() and set(np.unique(out)) == {0, 1, 3}
+    )
     data = _dataset(tmp_path / "out")
     assert data["training"][0]["annotated"] == [1, 3]
     assert data["import_summary"]["s0001"]["organs"]["spleen"] == {
-        "annotated": False, "volume_ml": 0.0, "mean_hu": None, "fat_fraction": None
+        "annotated": False,
+        "volume_ml": 0.0,
+        "mean_hu": None,
+        "fat_fraction": None,
     }
     assert case.exists()
 
@@ -240,11 +246,26 @@ def test_real_totalsegmentator_layout(shared_data, tmp_path):
     case = tmp_path / "s0001"
     (case / "segmentations").mkdir(parents=True)
     shutil.copy(src / "example_ct.nii.gz", case / "ct.nii.gz")
-    for name, value in {"spleen": 1, "kidney_right": 2, "kidney_left": 3, "liver": 5, "pancreas": 7, "stomach": 6}.items():
-        nib.save(nib.Nifti1Image((values == value).astype(np.uint8), seg.affine), str(case / "segmentations" / f"{name}.nii.gz"))
+    for name, value in {
+        "spleen": 1,
+        "kidney_right": 2,
+        "kidney_left": 3,
+        "liver": 5,
+        "pancreas": 7,
+        "stomach": 6,
+    }.items():
+        nib.save(
+            nib.Nifti1Image((values == value).astype(np.uint8), seg.affine),
+            str(case / "segmentations" / f"{name}.nii.gz"),
+        )
     import_ct([case], tmp_path / "out", verbose=False)
     out = _label(tmp_path / "out", "s0001")
-    want = {1: (values == 5).sum(), 2: (values == 1).sum(), 3: ((values == 2) | (values == 3)).sum(), 4: (values == 7).sum()}
+    want = {
+        1: (values == 5).sum(),
+        2: (values == 1).sum(),
+        3: ((values == 2) | (values == 3)).sum(),
+        4: (values == 7).sum(),
+    }
     assert _organ_counts(out) == want and want[4] > 500
     assert _dataset(tmp_path / "out")["training"][0]["annotated"] == [1, 2, 3, 4]
     # a flipped liver mask (left-right) is the control the alignment check must reject
@@ -257,13 +278,18 @@ def test_real_totalsegmentator_layout(shared_data, tmp_path):
 def test_real_dicom_with_flipped_segmentation_is_resampled(shared_data, tmp_path):
     """example_seg_dicom.nii.gz has its y axis flipped relative to the DICOM series: the import resamples it by
     position (organ voxel counts kept, organs in soft tissue), while the same array overlaid by index is refused."""
-    series, seg_path = shared_data / "totalseg" / "example_ct_dicom", shared_data / "totalseg" / "example_seg_dicom.nii.gz"
+    series, seg_path = (
+        shared_data / "totalseg" / "example_ct_dicom",
+        shared_data / "totalseg" / "example_seg_dicom.nii.gz",
+    )
     seg = np.asanyarray(nib.load(str(seg_path)).dataobj)
     import_ct(pairs=[(series, seg_path)], output=tmp_path / "out", preset="totalsegmentator_v2", verbose=False)
     out = _label(tmp_path / "out", "example_ct_dicom")
     assert _organ_counts(out) == {1: (seg == 5).sum(), 2: (seg == 1).sum(), 3: 0, 4: (seg == 7).sum()}
     summary = _dataset(tmp_path / "out")["import_summary"]["example_ct_dicom"]
-    assert summary["shape"] == [512, 512, 20] and summary["spacing_mm"] == pytest.approx([0.9766, 0.9766, 2.0], abs=1e-3)
+    assert summary["shape"] == [512, 512, 20] and summary["spacing_mm"] == pytest.approx(
+        [0.9766, 0.9766, 2.0], abs=1e-3
+    )
     assert 60 < summary["organs"]["liver"]["mean_hu"] < 120 and "resampled" in summary["notes"][0]
     image = LoadImage(image_only=True)(str(tmp_path / "out" / "imagesTr" / "example_ct_dicom.nii.gz"))
     by_index = tmp_path / "by_index.nii.gz"
@@ -295,8 +321,16 @@ def test_real_ircad_round_trip(ircad):
     assert image.shape == (512, 512, 129) and np.allclose(image.pixdim[:3], [0.57, 0.57, 1.6], atol=1e-4)
     assert set(np.unique(label)) == {0, 1, 2, 3}
     masks = root / "src" / "ircad01" / "MASKS_DICOM"
-    counts = {organ: int((np.asarray(load(str(masks / organ))) > 0).sum()) for organ in ("liver", "spleen", "leftkidney", "rightkidney")}
-    assert _organ_counts(label) == {1: counts["liver"], 2: counts["spleen"], 3: counts["leftkidney"] + counts["rightkidney"], 4: 0}
+    counts = {
+        organ: int((np.asarray(load(str(masks / organ))) > 0).sum())
+        for organ in ("liver", "spleen", "leftkidney", "rightkidney")
+    }
+    assert _organ_counts(label) == {
+        1: counts["liver"],
+        2: counts["spleen"],
+        3: counts["leftkidney"] + counts["rightkidney"],
+        4: 0,
+    }
     liver = data["import_summary"]["ircad01"]["organs"]["liver"]
     assert liver["volume_ml"] == pytest.approx(1490, abs=15) and liver["mean_hu"] == pytest.approx(111, abs=3)
     assert data["import_summary"]["ircad01"]["organs"]["pancreas"]["annotated"] is False
@@ -315,7 +349,12 @@ def test_real_ircad_flipped_mask_is_rejected(ircad, tmp_path):
     label[(label == 1) & (_label(out, "ircad01") > 1)] = 0  # keep it from overlapping the others
     flipped = _save(tmp_path / "flipped.nii.gz", label, nib.load(str(out / "labelsTr" / "ircad01.nii.gz")).affine)
     with pytest.raises(ValueError, match=r"case PATIENT_DICOM: \d+% of the liver voxels"):
-        import_ct(pairs=[(root / "src" / "ircad01" / "PATIENT_DICOM", flipped)], output=tmp_path / "o", preset="monai_ag", verbose=False)
+        import_ct(
+            pairs=[(root / "src" / "ircad01" / "PATIENT_DICOM", flipped)],
+            output=tmp_path / "o",
+            preset="monai_ag",
+            verbose=False,
+        )
 
 
 @pytest.mark.slow
@@ -336,10 +375,18 @@ def test_bundle_trains_on_an_imported_partially_labelled_dataset(tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(Path(__file__).resolve().parents[2] / "bundle" / "configs", bundle / "configs")
     wf = ConfigWorkflow(
-        config_file=str(bundle / "configs" / "train.json"), meta_file=str(bundle / "configs" / "metadata.json"),
-        logging_file=str(bundle / "configs" / "logging.conf"), workflow_type="train", bundle_root=str(bundle),
-        dataset_dir=str(tmp_path / "data"), spacing=[4.0, 4.0, 4.0], patch_size=[16, 16, 16], max_epochs=1,
-        val_interval=1, num_samples=2, **{"recipe_defaults#network#channels": [4, 8, 16, 32, 64]},
+        config_file=str(bundle / "configs" / "train.json"),
+        meta_file=str(bundle / "configs" / "metadata.json"),
+        logging_file=str(bundle / "configs" / "logging.conf"),
+        workflow_type="train",
+        bundle_root=str(bundle),
+        dataset_dir=str(tmp_path / "data"),
+        spacing=[4.0, 4.0, 4.0],
+        patch_size=[16, 16, 16],
+        max_epochs=1,
+        val_interval=1,
+        num_samples=2,
+        **{"recipe_defaults#network#channels": [4, 8, 16, 32, 64]},
     )
     wf.initialize()
     parser = wf.parser

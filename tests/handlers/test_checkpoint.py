@@ -39,7 +39,9 @@ def _pipeline() -> Compose:
 def _loader(generator: bool = True) -> DataLoader:
     data = [torch.full((1,), float(i)) for i in range(4)]
     gen = torch.Generator().manual_seed(7) if generator else None
-    return DataLoader(Dataset(data, transform=Compose([AddNoise(), Compose([AddNoise()])])), batch_size=1, shuffle=True, generator=gen)
+    return DataLoader(
+        Dataset(data, transform=Compose([AddNoise(), Compose([AddNoise()])])), batch_size=1, shuffle=True, generator=gen
+    )
 
 
 def _draw(loader: DataLoader, pipeline: Compose) -> list[float]:
@@ -116,8 +118,11 @@ class Toy:
         self.losses: dict[int, float] = {}
         self.trainer = Engine(self._step)
         self.handler = TrainingCheckpoint(
-            path, {"net": self.net, "opt": self.opt, "sched": self.sched}, resume=resume,
-            random_sources={"loader": self.loader}, **kwargs,
+            path,
+            {"net": self.net, "opt": self.opt, "sched": self.sched},
+            resume=resume,
+            random_sources={"loader": self.loader},
+            **kwargs,
         )
         self.handler.attach(self.trainer)
         self.trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: self.sched.step())
@@ -155,12 +160,18 @@ def test_toy_resume_is_exact(tmp_path):
 def test_checkpoint_holds_each_state(tmp_path):
     path = tmp_path / "ckpt.pt"
     toy = Toy(path, max_epochs=2)
-    saver = KeyMetricCheckpointSaver(str(tmp_path), {"model": toy.net}, save_key_metric=True, key_metric_filename="model.pt")
+    saver = KeyMetricCheckpointSaver(
+        str(tmp_path), {"model": toy.net}, save_key_metric=True, key_metric_filename="model.pt"
+    )
     validator = Engine(lambda e, b: None)
     validator.state.best_metric, validator.state.best_metric_epoch = 0.75, 2
     saver._key_metric_checkpoint.load_state_dict({"_saved": [(0.75, "model_key_metric=0.7500.pt")]})
-    toy.handler = TrainingCheckpoint(path, {"net": toy.net, "opt": toy.opt, "sched": toy.sched, "saver": saver},
-                                     validator=validator, random_sources={"loader": toy.loader})
+    toy.handler = TrainingCheckpoint(
+        path,
+        {"net": toy.net, "opt": toy.opt, "sched": toy.sched, "saver": saver},
+        validator=validator,
+        random_sources={"loader": toy.loader},
+    )
     toy.handler.attach(toy.trainer)
     toy.run()
     ckpt = torch.load(path, weights_only=True)
@@ -176,15 +187,24 @@ def test_checkpoint_holds_each_state(tmp_path):
 
     # and a new run restores each of them at Events.STARTED
     fresh = Toy(tmp_path / "unused.pt", max_epochs=2)
-    fresh_saver = KeyMetricCheckpointSaver(str(tmp_path), {"model": fresh.net}, save_key_metric=True, key_metric_filename="model.pt")
+    fresh_saver = KeyMetricCheckpointSaver(
+        str(tmp_path), {"model": fresh.net}, save_key_metric=True, key_metric_filename="model.pt"
+    )
     fresh_validator = Engine(lambda e, b: None)
-    handler = TrainingCheckpoint(path, {"net": fresh.net, "opt": fresh.opt, "sched": fresh.sched, "saver": fresh_saver},
-                                 validator=fresh_validator, resume=True, random_sources={"loader": fresh.loader})
+    handler = TrainingCheckpoint(
+        path,
+        {"net": fresh.net, "opt": fresh.opt, "sched": fresh.sched, "saver": fresh_saver},
+        validator=fresh_validator,
+        resume=True,
+        random_sources={"loader": fresh.loader},
+    )
     handler.attach(fresh.trainer)
     torch.rand(5)
     handler.load(fresh.trainer)
     torch.testing.assert_close(fresh.net.state_dict(), toy.net.state_dict())
-    assert fresh.opt.state_dict()["state"][0]["momentum_buffer"].equal(toy.opt.state_dict()["state"][0]["momentum_buffer"])
+    assert fresh.opt.state_dict()["state"][0]["momentum_buffer"].equal(
+        toy.opt.state_dict()["state"][0]["momentum_buffer"]
+    )
     assert fresh.sched.state_dict() == toy.sched.state_dict()
     assert fresh_saver.state_dict() == {"_saved": [(0.75, "model_key_metric=0.7500.pt")]}
     assert (fresh.trainer.state.epoch, fresh.trainer.state.iteration) == (2, 8)
@@ -194,7 +214,9 @@ def test_checkpoint_holds_each_state(tmp_path):
 
 def test_resume_without_file_fails_at_attach(tmp_path):
     handler = TrainingCheckpoint(tmp_path / "none.pt", {"net": torch.nn.Linear(1, 1)}, resume=True)
-    with pytest.raises(FileNotFoundError, match=r"^resume was requested but there is no training checkpoint at .*none\.pt;"):
+    with pytest.raises(
+        FileNotFoundError, match=r"^resume was requested but there is no training checkpoint at .*none\.pt;"
+    ):
         handler.attach(Engine(lambda e, b: None))
 
 
@@ -256,7 +278,9 @@ def test_resume_warns_when_random_states_cannot_be_restored(tmp_path, caplog):
 
 def test_key_metric_saver_writes_model_pt_atomically(tmp_path, monkeypatch):
     net = torch.nn.Linear(1, 1)
-    saver = KeyMetricCheckpointSaver(str(tmp_path), {"model": net}, save_key_metric=True, key_metric_filename="model.pt")
+    saver = KeyMetricCheckpointSaver(
+        str(tmp_path), {"model": net}, save_key_metric=True, key_metric_filename="model.pt"
+    )
     assert isinstance(saver._key_metric_checkpoint.save_handler, AtomicDiskSaver)
     evaluator = Engine(lambda e, b: None)
     evaluator.state.metrics = {"dice": 0.5}

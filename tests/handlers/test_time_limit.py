@@ -123,8 +123,9 @@ def test_budget_becomes_an_iteration_count_and_the_run_stops_there(clock, caplog
 
     validator = _Validator()
     schedule = WarmupCosineFactor(warmup_iterations=2, floor=0.0)
-    handler = TrainingTimeLimit(minutes=30.5, validator=validator, schedule=schedule, skip_iterations=2,
-                                calibration_iterations=4)
+    handler = TrainingTimeLimit(
+        minutes=30.5, validator=validator, schedule=schedule, skip_iterations=2, calibration_iterations=4
+    )
     handler.attach(trainer)
     with caplog.at_level("INFO", logger="monai_ag.handlers.time_limit"):
         trainer.run(range(4), max_epochs=100)

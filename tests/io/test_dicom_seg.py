@@ -30,8 +30,9 @@ def _warnings(caplog) -> list[str]:
 def phantom(tmp_path_factory):
     """A complete synthetic CT series, its grid as ITK reads it and the phantom label on it (spleen removed)."""
     image, label, _ = generate_phantom_case(3, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0))
-    folder = write_ct_series(image.astype(np.int16), SPACING, tmp_path_factory.mktemp("series") / "ct",
-                             origin=(-150.0, -120.0, 30.0))
+    folder = write_ct_series(
+        image.astype(np.int16), SPACING, tmp_path_factory.mktemp("series") / "ct", origin=(-150.0, -120.0, 30.0)
+    )
     label = np.where(label == 2, 0, label).astype(np.uint8)
     affine = np.asarray(LoadImage(image_only=True)(str(folder)).affine)
     return folder, label, affine
@@ -41,8 +42,9 @@ def test_segments_hold_exactly_the_label_voxels(phantom, tmp_path, caplog):
     folder, label, affine = phantom
     sha = hashlib.sha256(b"weights").hexdigest()
     with caplog.at_level(logging.INFO, logger="monai_ag.io.dicom_seg"):
-        out = write_dicom_seg(label, folder, tmp_path / "ct_seg.dcm", affine=affine, model_sha256=sha,
-                              colours=CLASS_COLOURS)
+        out = write_dicom_seg(
+            label, folder, tmp_path / "ct_seg.dcm", affine=affine, model_sha256=sha, colours=CLASS_COLOURS
+        )
     assert "no spleen in the label, left out of the segments" in caplog.text
     assert not _warnings(caplog)  # a complete series: nothing generated
     attributes = assert_seg_of(tmp_path / "ct_seg.dcm", label, affine, folder, CLASS_NAMES, tmp_path)
@@ -74,8 +76,14 @@ def test_a_flipped_label_gives_the_same_segments(phantom, tmp_path):
 def test_incomplete_series_is_completed_with_one_warning(phantom, tmp_path, caplog):
     folder, label, affine = phantom
     image = np.asarray(LoadImage(image_only=True)(str(folder)))
-    partial = write_ct_series(image.astype(np.int16), SPACING, tmp_path / "partial", origin=(-150.0, -120.0, 30.0),
-                              drop=("FrameOfReferenceUID", "SeriesInstanceUID"), identity_in_file_meta_only=True)
+    partial = write_ct_series(
+        image.astype(np.int16),
+        SPACING,
+        tmp_path / "partial",
+        origin=(-150.0, -120.0, 30.0),
+        drop=("FrameOfReferenceUID", "SeriesInstanceUID"),
+        identity_in_file_meta_only=True,
+    )
     with caplog.at_level(logging.INFO, logger="monai_ag.io.dicom_seg"):
         write_dicom_seg(label, partial, tmp_path / "partial_seg.dcm", affine=affine)
     (warning,) = _warnings(caplog)

@@ -33,8 +33,13 @@ def test_grid_and_order_are_itks(tmp_path, reverse_files):
 
 
 def test_missing_uids_are_taken_from_the_file_meta_or_generated_once(tmp_path):
-    folder = write_ct_series(_volume(), SPACING, tmp_path / "ct", drop=("FrameOfReferenceUID", "StudyInstanceUID"),
-                             identity_in_file_meta_only=True)
+    folder = write_ct_series(
+        _volume(),
+        SPACING,
+        tmp_path / "ct",
+        drop=("FrameOfReferenceUID", "StudyInstanceUID"),
+        identity_in_file_meta_only=True,
+    )
     series = read_series(folder)
     assert series.generated == ["StudyInstanceUID", "FrameOfReferenceUID"]
     assert series.from_file_meta == ["SOPInstanceUID", "SOPClassUID"]

@@ -49,8 +49,10 @@ def test_a_sub_grid_is_cut_out_by_its_integer_offset():
     "change, message",
     [
         (lambda a: a @ np.diag([1.0, 1.0, 1.01, 1.0]), "not on the same voxel grid"),  # another spacing
-        (lambda a: a @ np.array([[1, 0, 0, 0.5], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]),
-         "not on the same voxel grid"),  # half a voxel off
+        (
+            lambda a: a @ np.array([[1, 0, 0, 0.5], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]),
+            "not on the same voxel grid",
+        ),  # half a voxel off
         (lambda a: a @ np.array([[1, 0, 0, 2.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]), "does not cover"),
     ],
 )

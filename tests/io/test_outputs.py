@@ -14,8 +14,13 @@ from monai_ag.transforms import SafeSaveImaged
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("nifti", ("nifti",)), ("dicom_seg", ("dicom_seg",)), ("nifti+dicom_seg", ("nifti", "dicom_seg")),
-     (" NIfTI + dicom_seg ", ("nifti", "dicom_seg")), (["dicom_seg", "nifti"], ("dicom_seg", "nifti"))],
+    [
+        ("nifti", ("nifti",)),
+        ("dicom_seg", ("dicom_seg",)),
+        ("nifti+dicom_seg", ("nifti", "dicom_seg")),
+        (" NIfTI + dicom_seg ", ("nifti", "dicom_seg")),
+        (["dicom_seg", "nifti"], ("dicom_seg", "nifti")),
+    ],
 )
 def test_output_formats(value, expected):
     assert output_formats(value) == expected
@@ -56,8 +61,13 @@ def test_check_outputs_lists_every_writer_and_refuses_existing(tmp_path):
     saver = SafeSaveImaged("pred", output_dir=str(out), output_postfix="seg", separate_folder=False)
     datalist = [{"image": "/data/a.nii.gz"}, {"image": "/data/b_dicom"}]
     files = check_outputs(datalist, Compose([saver, _Writer(out)]), run_writers=[None, _Writer(tmp_path)])
-    assert files == [str(out / "a_seg.nii.gz"), str(out / "a.nii.gz_extra.json"), str(out / "b_dicom_seg.nii.gz"),
-                     str(out / "b_dicom_extra.json"), str(tmp_path / "run_extra.json")]
+    assert files == [
+        str(out / "a_seg.nii.gz"),
+        str(out / "a.nii.gz_extra.json"),
+        str(out / "b_dicom_seg.nii.gz"),
+        str(out / "b_dicom_extra.json"),
+        str(tmp_path / "run_extra.json"),
+    ]
     assert not out.exists()  # nothing created
     out.mkdir()
     (out / "b_dicom_seg.nii.gz").write_bytes(b"")

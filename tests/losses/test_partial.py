@@ -35,7 +35,9 @@ def test_fully_annotated_equals_plain_loss(batch):
     got.backward(), want.backward()
     assert torch.equal(pred.grad, ref.grad)
     # the explicit list of every class and a plain one-channel label are the same
-    assert torch.equal(PartialLabelLoss(_plain(batch=batch), C)(ref, encode_annotated(label, [1, 2, 3, 4], C)[None]), want)
+    assert torch.equal(
+        PartialLabelLoss(_plain(batch=batch), C)(ref, encode_annotated(label, [1, 2, 3, 4], C)[None]), want
+    )
     assert torch.equal(PartialLabelLoss(_plain(batch=batch), C)(ref, label[None]), want)
 
 

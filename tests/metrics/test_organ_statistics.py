@@ -43,10 +43,17 @@ def _numpy_statistics(image, label, affine, value):
     idx = np.argwhere(mask).astype(np.float64)
     world = (affine[:3, :3] @ idx.T).T + affine[:3, 3]
     return {
-        "voxels": int(mask.sum()), "volume_ml": mask.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000,
-        "hu_mean": hu.mean(), "hu_median": np.median(hu), "hu_std": hu.std(), "hu_p05": np.percentile(hu, 5),
-        "hu_p95": np.percentile(hu, 95), "components": ndimage.label(mask, np.ones((3, 3, 3)))[1],
-        "centroid": world.mean(0), "bbox_min": world.min(0), "bbox_max": world.max(0),
+        "voxels": int(mask.sum()),
+        "volume_ml": mask.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000,
+        "hu_mean": hu.mean(),
+        "hu_median": np.median(hu),
+        "hu_std": hu.std(),
+        "hu_p05": np.percentile(hu, 5),
+        "hu_p95": np.percentile(hu, 95),
+        "components": ndimage.label(mask, np.ones((3, 3, 3)))[1],
+        "centroid": world.mean(0),
+        "bbox_min": world.min(0),
+        "bbox_max": world.max(0),
     }
 
 
@@ -79,8 +86,10 @@ def test_a_label_indexed_otherwise_gives_the_same_statistics(case, tmp_path):
     flip = np.eye(4)
     flip[1, 1], flip[1, 3] = -1, label.shape[1] - 1
     nib.save(nib.Nifti1Image(label[:, ::-1, :].copy(), affine @ flip), str(tmp_path / "flipped.nii.gz"))
-    assert organ_statistics(root / "ct.nii.gz", tmp_path / "flipped.nii.gz")["organs"] == \
-        organ_statistics(root / "ct.nii.gz", root / "label.nii.gz")["organs"]
+    assert (
+        organ_statistics(root / "ct.nii.gz", tmp_path / "flipped.nii.gz")["organs"]
+        == organ_statistics(root / "ct.nii.gz", root / "label.nii.gz")["organs"]
+    )
     nib.save(nib.Nifti1Image(label, affine @ np.diag([1.0, 1.0, 0.5, 1.0])), str(tmp_path / "other.nii.gz"))
     with pytest.raises(ValueError, match="not on the same voxel grid"):
         organ_statistics(root / "ct.nii.gz", tmp_path / "other.nii.gz")
@@ -114,8 +123,9 @@ def test_files_and_combined_table(case, tmp_path):
     assert [(r["case"], r["organ"]) for r in combined] == [(c, o) for c in "ab" for o in ORGAN_NAMES.values()]
     assert StatisticsTable([{"image": "/data/a.nii.gz"}], tmp_path, tmp_path / "one.csv").write() is None
     with pytest.raises(FileNotFoundError, match="c_statistics.json"):
-        StatisticsTable([{"image": "/data/a.nii.gz"}, {"image": "/data/c.nii.gz"}], tmp_path, tmp_path / "x.csv"
-                        ).write()
+        StatisticsTable(
+            [{"image": "/data/a.nii.gz"}, {"image": "/data/c.nii.gz"}], tmp_path, tmp_path / "x.csv"
+        ).write()
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -66,8 +66,22 @@ def test_command_reads_annotated_from_dataset_json(cases, capsys):
         {"image": "imagesTr/c2.nii.gz", "label": "labelsTr/c2.nii.gz", "annotated": [1]},
     ]
     (root / "dataset.json").write_text(json.dumps({"training": items}))
-    assert main(["--pred_dir", str(root / "pred"), "--dataset_dir", str(root), "--data_list_key", "training",
-                 "--output_dir", str(root / "report"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--pred_dir",
+                str(root / "pred"),
+                "--dataset_dir",
+                str(root),
+                "--data_list_key",
+                "training",
+                "--output_dir",
+                str(root / "report"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "not_annotated" in out.splitlines()[0]
     summary = json.loads((root / "report" / "summary.json").read_text())

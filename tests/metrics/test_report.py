@@ -1,4 +1,5 @@
-"""Tests of ``monai_ag.metrics.report`` (the whole evaluation, ``python -m monai_ag.metrics``) on tiny synthetic NIfTIs with anisotropic (1, 2, 3) mm voxels.
+"""Tests of ``monai_ag.metrics.report`` (the whole evaluation, ``python -m monai_ag.metrics``) on tiny synthetic
+NIfTIs with anisotropic (1, 2, 3) mm voxels.
 
 Expected surface distances are computed by hand. MONAI takes the surface of a mask as the voxels removed
 by a 6-connected erosion, so a 4x4x4 cube has 64 - 8 = 56 surface voxels; distances are between surface

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from monai_ag.metrics.segmentation import as_label_array, case_metrics, metric_names, quality_metric_names, voxel_geometry
+from monai_ag.metrics.segmentation import (
+    as_label_array,
+    case_metrics,
+    metric_names,
+    quality_metric_names,
+    voxel_geometry,
+)
 
 SPACING = (1.0, 2.0, 3.0)
 AFFINE = np.diag([*SPACING, 1.0])
@@ -74,7 +80,9 @@ def test_as_label_array_squeezes_and_rounds(caplog):
     with caplog.at_level("WARNING"):
         assert as_label_array(np.full((2, 2, 2), 0.6)).max() == 1
     assert "non-integer values" in caplog.text
-    with pytest.raises(ValueError, match=r"prediction must be a 2D or 3D single-channel label map, got shape \(2, 3, 4, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"prediction must be a 2D or 3D single-channel label map, got shape \(2, 3, 4, 2\)"
+    ):
         as_label_array(np.zeros((2, 3, 4, 2)), "prediction")
 
 
@@ -89,5 +97,7 @@ def test_voxel_geometry_of_an_oblique_affine():
 
 
 def test_shape_mismatch():
-    with pytest.raises(ValueError, match=r"prediction shape \(12, 12, 12\) differs from reference shape \(12, 12, 11\)"):
+    with pytest.raises(
+        ValueError, match=r"prediction shape \(12, 12, 12\) differs from reference shape \(12, 12, 11\)"
+    ):
         case_metrics(empty(), empty((12, 12, 11)), AFFINE, [1])

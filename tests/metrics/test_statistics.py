@@ -15,7 +15,12 @@ NAMES = metric_names(95.0)
 
 
 def row(case: str, idx: int, name: str, dice: float, hd: float, ref_ml: float, pred_ml: float = 1.0) -> dict:
-    return {"case": case, "class_index": idx, "class_name": name, **dict(zip(NAMES, (dice, hd, NAN, NAN, NAN, pred_ml, ref_ml)))}
+    return {
+        "case": case,
+        "class_index": idx,
+        "class_name": name,
+        **dict(zip(NAMES, (dice, hd, NAN, NAN, NAN, pred_ml, ref_ml))),
+    }
 
 
 def test_summary_statistics_skip_nan_and_use_the_sample_std():
@@ -47,6 +52,16 @@ def test_format_summary_table():
     rows = [row("c1", 1, "liver", 1.0, 0.0, 10.0), row("c2", 1, "liver", 0.5, 2.0, 10.0)]
     text = format_summary(summarize(rows, {1: "liver"}, ["c1", "c2"], 95.0))
     lines = text.splitlines()
-    assert lines[0].split() == ["class", "n", "missed", "not_annotated", "dice", "hd95_mm", "msd_mm", "precision", "recall"]
+    assert lines[0].split() == [
+        "class",
+        "n",
+        "missed",
+        "not_annotated",
+        "dice",
+        "hd95_mm",
+        "msd_mm",
+        "precision",
+        "recall",
+    ]
     assert lines[2].startswith("liver") and "0.750 ± 0.354" in lines[2] and lines[2].rstrip().endswith("n/a")
     assert lines[3].startswith(MEAN_ROW)

@@ -21,7 +21,12 @@ NAN = math.nan
 def report():
     names = metric_names(95.0)
     rows = [
-        {"case": "c1", "class_index": 1, "class_name": "liver", **dict(zip(names, (0.9, 1.5, 0.5, 1.0, 0.8, 2.0, 2.2)))},
+        {
+            "case": "c1",
+            "class_index": 1,
+            "class_name": "liver",
+            **dict(zip(names, (0.9, 1.5, 0.5, 1.0, 0.8, 2.0, 2.2))),
+        },
         {"case": "c1", "class_index": 2, "class_name": "spleen", **dict.fromkeys(names, NAN)},
     ]
     return rows, summarize(rows, {1: "liver", 2: "spleen"}, ["c1"], 95.0)

@@ -17,7 +17,9 @@ def tiny_phantom(tmp_path_factory) -> Path:
     from monai_ag.data import generate_phantom_dataset
 
     root = tmp_path_factory.mktemp("phantom")
-    generate_phantom_dataset(root, num_cases=5, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=1)
+    generate_phantom_dataset(
+        root, num_cases=5, shape=(40, 32, 24), spacing=(8.0, 8.0, 8.0), num_validation=1, num_test=1
+    )
     return root
 
 

@@ -38,7 +38,11 @@ def make_app_bundle(app: Path, tiny: bool = False, **train_settings) -> Path:
     ``tiny`` writes :data:`TINY_TRAIN` and a narrow network into the copy's train.json;
     ``train_settings`` are written there too."""
     root = app / "model" / MODEL_NAME
-    shutil.copytree(BUNDLE, root, ignore=shutil.ignore_patterns("models", "runs", "eval", "outputs", "data", "monailabel_train.json"))
+    shutil.copytree(
+        BUNDLE,
+        root,
+        ignore=shutil.ignore_patterns("models", "runs", "eval", "outputs", "data", "monailabel_train.json"),
+    )
     path = root / "configs" / "train.json"
     config = json.loads(path.read_text())
     if tiny:

@@ -7,13 +7,12 @@ import logging
 
 import nibabel as nib
 import numpy as np
-import pytest
 import torch
-
 from needs import needs_module  # noqa: E402 (tests/ is on the path)
 
 needs_module(
-    "monailabel.tasks.infer.bundle",  # not just "monailabel": tests/monailabel itself is a namespace package of that name
+    # not just "monailabel": tests/monailabel itself is a namespace package of that name
+    "monailabel.tasks.infer.bundle",
     "MONAILABEL",
     "MONAI Label is not installed here; tests/monailabel runs in the environment scripts/monailabel_env.sh makes "
     "(scripts/monailabel_tests.sh)",
@@ -114,9 +113,14 @@ def test_dicom_series(tmp_path, helpers, tiny_phantom):
     assert len(np.unique(seg)) > 1
     # voxel for voxel what monai.bundle run writes for the same series
     wf = ConfigWorkflow(
-        config_file=str(root / "configs" / "inference.json"), meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=False, workflow_type="infer", bundle_root=str(root), input_path=str(series),
-        output_dir=str(tmp_path / "out"), device=torch.device("cpu"),
+        config_file=str(root / "configs" / "inference.json"),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type="infer",
+        bundle_root=str(root),
+        input_path=str(series),
+        output_dir=str(tmp_path / "out"),
+        device=torch.device("cpu"),
     )
     wf.initialize()
     wf.run()
@@ -130,11 +134,27 @@ def test_model_trained_with_another_recipe_segments_as_the_bundle_does(tmp_path,
     given at training only): MONAI Label, which reads inference.json and nothing else, segments as
     ``monai.bundle run`` does with inference.json alone, and with the training settings repeated."""
     root = helpers.make_app_bundle(tmp_path / "app")
-    settings = {"spacing": [8.0, 8.0, 8.0], "patch_size": [32, 32, 24], "recipe_defaults#network#channels": helpers.TINY_CHANNELS}
-    common = dict(meta_file=str(root / "configs" / "metadata.json"), logging_file=str(root / "configs" / "logging.conf"),
-                  bundle_root=str(root), device=torch.device("cpu"))
-    train = ConfigWorkflow(config_file=str(root / "configs" / "train.json"), workflow_type="train",
-                           dataset_dir=str(tiny_phantom), max_epochs=2, val_interval=1, num_samples=1, **settings, **common)
+    settings = {
+        "spacing": [8.0, 8.0, 8.0],
+        "patch_size": [32, 32, 24],
+        "recipe_defaults#network#channels": helpers.TINY_CHANNELS,
+    }
+    common = dict(
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=str(root / "configs" / "logging.conf"),
+        bundle_root=str(root),
+        device=torch.device("cpu"),
+    )
+    train = ConfigWorkflow(
+        config_file=str(root / "configs" / "train.json"),
+        workflow_type="train",
+        dataset_dir=str(tiny_phantom),
+        max_epochs=2,
+        val_interval=1,
+        num_samples=1,
+        **settings,
+        **common,
+    )
     train.initialize()
     train.run()
     train.finalize()
@@ -142,8 +162,14 @@ def test_model_trained_with_another_recipe_segments_as_the_bundle_does(tmp_path,
     label, _ = infer(root, image)
     seg = np.asarray(nib.load(label).dataobj)
     for name, overrides in {"alone": {}, "with the training settings": settings}.items():
-        wf = ConfigWorkflow(config_file=str(root / "configs" / "inference.json"), workflow_type="infer", input_path=str(image),
-                            output_dir=str(tmp_path / name), **overrides, **common)
+        wf = ConfigWorkflow(
+            config_file=str(root / "configs" / "inference.json"),
+            workflow_type="infer",
+            input_path=str(image),
+            output_dir=str(tmp_path / name),
+            **overrides,
+            **common,
+        )
         wf.initialize()
         wf.run()
         wf.finalize()

@@ -19,11 +19,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from needs import needs_module, needs_shared_data  # noqa: E402 (tests/ is on the path)
 
-needs_module("monailabel.client", "MONAILABEL", "MONAI Label is not installed here; tests/monailabel runs in the "
-             "environment scripts/monailabel_env.sh makes (scripts/monailabel_tests.sh)")
+needs_module(
+    "monailabel.client",
+    "MONAILABEL",
+    "MONAI Label is not installed here; tests/monailabel runs in the "
+    "environment scripts/monailabel_env.sh makes (scripts/monailabel_tests.sh)",
+)
 
 import mlabel_helpers as helpers  # noqa: E402 (tests/monailabel is on the path)
 from monai.bundle import ConfigWorkflow  # noqa: E402
@@ -71,14 +74,25 @@ def _env() -> dict:
     ``python`` on PATH), monai_ag from this checkout, the helpers importable for the configs."""
     repo = Path(__file__).resolve().parents[2]
     path = [str(repo), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
-    return {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-            "PYTHONPATH": os.pathsep.join(p for p in path if p)}
+    return {
+        **os.environ,
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+        "PYTHONPATH": os.pathsep.join(p for p in path if p),
+    }
 
 
 def _train_model(root: Path, data: Path) -> None:
-    wf = ConfigWorkflow(config_file=str(root / "configs" / "train.json"), meta_file=str(root / "configs" / "metadata.json"),
-                        logging_file=False, workflow_type="train", bundle_root=str(root), dataset_dir=str(data),
-                        max_epochs=3, device="cpu", **RECIPE)
+    wf = ConfigWorkflow(
+        config_file=str(root / "configs" / "train.json"),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type="train",
+        bundle_root=str(root),
+        dataset_dir=str(data),
+        max_epochs=3,
+        device="cpu",
+        **RECIPE,
+    )
     wf.initialize()
     wf.run()
     wf.finalize()
@@ -87,8 +101,18 @@ def _train_model(root: Path, data: Path) -> None:
 def bundle_run(root: Path, image: Path, out: Path) -> np.ndarray:
     """``python -m monai.bundle run --config_file configs/inference.json`` on ``image``, as a user types it, in
     this environment: the label map it writes."""
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
-           "--input_path", str(image), "--output_dir", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "configs/inference.json",
+        "--input_path",
+        str(image),
+        "--output_dir",
+        str(out),
+    ]
     run = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     (seg,) = out.glob("*_seg.nii.gz")
@@ -105,9 +129,27 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        cmd = ["monailabel", "start_server", "--app", str(self.app), "--studies", str(self.studies),
-               "--conf", "models", NAME, "--conf", "zoo_source", "github", "--conf", "sam2", "false",
-               "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [
+            "monailabel",
+            "start_server",
+            "--app",
+            str(self.app),
+            "--studies",
+            str(self.studies),
+            "--conf",
+            "models",
+            NAME,
+            "--conf",
+            "zoo_source",
+            "github",
+            "--conf",
+            "sam2",
+            "false",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         started = time.perf_counter()
         with open(self.log, "w") as log:  # the child keeps its own handle
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
@@ -156,8 +198,13 @@ def server(tmp_path_factory, tiny_phantom):
     work = tmp_path_factory.mktemp("server")
     apps = work / "apps"
     env = _env()
-    out = subprocess.run(["monailabel", "apps", "--download", "--name", "monaibundle", "--output", str(apps)],
-                         env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        ["monailabel", "apps", "--download", "--name", "monaibundle", "--output", str(apps)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     app = apps / "monaibundle"
     bundle = helpers.make_app_bundle(app, **ROUND_SETTINGS)
@@ -246,7 +293,9 @@ def test_submit_train_and_infer_with_the_new_model(server, tmp_path, tiny_phanto
     _timed(server.timings, "save_label_s", client.save_label, TEST_STUDY, str(corrected), "final")
     saved = server.studies / "labels" / "final" / f"{TEST_STUDY}.nii.gz"
     assert saved.is_file()
-    np.testing.assert_array_equal(np.asarray(nib.load(str(saved)).dataobj), np.asarray(nib.load(str(corrected)).dataobj))
+    np.testing.assert_array_equal(
+        np.asarray(nib.load(str(saved)).dataobj), np.asarray(nib.load(str(corrected)).dataobj)
+    )
 
     started = time.perf_counter()
     client.train_start(NAME, {"max_epochs": 2, "val_split": 0.2, "device": "cpu", "multi_gpu": False})
@@ -260,7 +309,10 @@ def test_submit_train_and_infer_with_the_new_model(server, tmp_path, tiny_phanto
     assert status.get("status") == "DONE", f"training did not finish: {json.dumps(status)[-2000:]}\n{_tail(server.log)}"
     assert model.read_bytes() != before, "the round did not write a new models/model.pt"
     record = json.loads((server.bundle / "models" / "model.recipe.json").read_text())
-    assert record["spacing"] == RECIPE["spacing"] and record["network"]["channels"] == RECIPE["recipe_defaults#network#channels"]
+    assert (
+        record["spacing"] == RECIPE["spacing"]
+        and record["network"]["channels"] == RECIPE["recipe_defaults#network#channels"]
+    )
 
     seg_after, _ = _infer(server, TEST_STUDY, "infer_after_training_s")
     assert (seg_after > 0).any(), "the trained round predicts no foreground"

@@ -14,11 +14,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-
 from needs import needs_module  # noqa: E402 (tests/ is on the path)
 
 needs_module(
-    "monailabel.tasks.infer.bundle",  # not just "monailabel": tests/monailabel itself is a namespace package of that name
+    # not just "monailabel": tests/monailabel itself is a namespace package of that name
+    "monailabel.tasks.infer.bundle",
     "MONAILABEL",
     "MONAI Label is not installed here; tests/monailabel runs in the environment scripts/monailabel_env.sh makes "
     "(scripts/monailabel_tests.sh)",
@@ -36,11 +36,23 @@ def app(tmp_path, helpers, tiny_phantom):
     labelled phantom studies."""
     root = helpers.make_app_bundle(tmp_path / "app", tiny=True)
     config = json.loads((root / "configs" / "train.json").read_text())
-    recorder = {"_target_": "mlabel_helpers.RecordStartWeights", "_disabled_": "@is_not_rank0", "network": "@network", "path": str(tmp_path / "start.pt")}
-    final = {"_target_": "mlabel_helpers.RecordFinalWeights", "_disabled_": "@is_not_rank0", "network": "@network", "path": str(tmp_path / "final.pt")}
+    recorder = {
+        "_target_": "mlabel_helpers.RecordStartWeights",
+        "_disabled_": "@is_not_rank0",
+        "network": "@network",
+        "path": str(tmp_path / "start.pt"),
+    }
+    final = {
+        "_target_": "mlabel_helpers.RecordFinalWeights",
+        "_disabled_": "@is_not_rank0",
+        "network": "@network",
+        "path": str(tmp_path / "final.pt"),
+    }
     config["train"]["handlers"] += [recorder, final]
     (root / "configs" / "train.json").write_text(json.dumps(config, indent=1))
-    store = LocalDatastore(str(helpers.make_local_datastore(tiny_phantom, tmp_path / "studies")), extensions=("*.nii.gz",))
+    store = LocalDatastore(
+        str(helpers.make_local_datastore(tiny_phantom, tmp_path / "studies")), extensions=("*.nii.gz",)
+    )
     assert len(store.datalist()) == 4
     return root, store, tmp_path / "start.pt"
 
@@ -48,7 +60,9 @@ def app(tmp_path, helpers, tiny_phantom):
 def train(root: Path, store, **request) -> None:
     task = BundleTrainTask(str(root), conf={})
     assert task.is_valid()
-    task({"model": root.name, "max_epochs": 1, "device": "cpu", "val_split": 0.25, "multi_gpu": False, **request}, store)
+    task(
+        {"model": root.name, "max_epochs": 1, "device": "cpu", "val_split": 0.25, "multi_gpu": False, **request}, store
+    )
 
 
 def segment(root: Path, image: Path) -> np.ndarray:
@@ -103,7 +117,12 @@ def test_multi_gpu_path_two_cpu_processes(app, helpers, monkeypatch, caplog, cap
     root, store, start = app
     # MONAI Label runs "torchrun" from PATH: this environment's
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in [str(helpers.REPO), str(Path(helpers.__file__).parent), os.environ.get("PYTHONPATH")] if p))
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join(
+            p for p in [str(helpers.REPO), str(Path(helpers.__file__).parent), os.environ.get("PYTHONPATH")] if p
+        ),
+    )
     round0 = helpers.write_random_weights(root, seed=1)  # fine-tuning in DDP: the loader must reach the wrapped module
     with caplog.at_level(logging.INFO, logger="monailabel"):
         # two training and two validation cases: each of the two processes gets one of each
@@ -136,13 +155,17 @@ def test_round_on_a_recorded_model_keeps_its_recipe(tmp_path, helpers, tiny_phan
     from monai_ag.bundle import read_recipe
 
     root = helpers.make_app_bundle(tmp_path / "app", patch_size=[32, 32, 24], num_samples=1, cache_rate=0.0)
-    start = helpers.write_random_weights(root, seed=3, spacing=[8.0, 8.0, 8.0],
-                                         **{"recipe_defaults#network#channels": helpers.TINY_CHANNELS})
+    start = helpers.write_random_weights(
+        root, seed=3, spacing=[8.0, 8.0, 8.0], **{"recipe_defaults#network#channels": helpers.TINY_CHANNELS}
+    )
     config = json.loads((root / "configs" / "train.json").read_text())
-    config["train"]["handlers"].append({"_target_": "mlabel_helpers.RecordStartWeights", "network": "@network",
-                                        "path": str(tmp_path / "start.pt")})
+    config["train"]["handlers"].append(
+        {"_target_": "mlabel_helpers.RecordStartWeights", "network": "@network", "path": str(tmp_path / "start.pt")}
+    )
     (root / "configs" / "train.json").write_text(json.dumps(config, indent=1))
-    store = LocalDatastore(str(helpers.make_local_datastore(tiny_phantom, tmp_path / "studies")), extensions=("*.nii.gz",))
+    store = LocalDatastore(
+        str(helpers.make_local_datastore(tiny_phantom, tmp_path / "studies")), extensions=("*.nii.gz",)
+    )
     train(root, store)
     assert_same(load_state(tmp_path / "start.pt"), start)  # fine-tuned from it, not from a default-width network
     record = read_recipe(root / "models" / "model.pt")

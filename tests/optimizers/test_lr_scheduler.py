@@ -23,7 +23,9 @@ def test_length_set_later_and_kept_in_the_scheduler_state():
     f.total_iterations = 12
     state = scheduler.state_dict()
     g = WarmupCosineFactor(warmup_iterations=2, floor=0.0)
-    torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), g).load_state_dict(state)
+    torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), g).load_state_dict(
+        state
+    )
     assert g.total_iterations == 12 and g(12) == pytest.approx(0.0)
 
 

@@ -38,8 +38,13 @@ def test_fold_holds_out_one_case_for_validation_and_test(tmp_path):
     side = _load("realct_side_by_side")
     data = tmp_path / "dataset"
     data.mkdir()
-    items = [{"image": f"imagesTr/{c}.nii.gz", "label": f"labelsTr/{c}.nii.gz", "case_id": c, "annotated": [1]} for c in "abc"]
-    (data / "dataset.json").write_text(json.dumps({"training": items[:2], "validation": items[2:], "labels": {"0": "background"}}))
+    items = [
+        {"image": f"imagesTr/{c}.nii.gz", "label": f"labelsTr/{c}.nii.gz", "case_id": c, "annotated": [1]}
+        for c in "abc"
+    ]
+    (data / "dataset.json").write_text(
+        json.dumps({"training": items[:2], "validation": items[2:], "labels": {"0": "background"}})
+    )
     fold = json.loads((side.write_fold(data, "a", tmp_path) / "dataset.json").read_text())
     assert [i["case_id"] for i in fold["training"]] == ["b", "c"]
     assert fold["validation"] == fold["test"] and [i["case_id"] for i in fold["test"]] == ["a"]
@@ -52,18 +57,41 @@ def test_side_by_side_table_lists_every_run_with_dice_and_hd95():
     side = _load("realct_side_by_side")
 
     def summary(dice):
-        return {"classes": {o: {"metrics": {"dice": {"mean": d}, "hd95_mm": {"mean": None if d is None else 10 * d}}}
-                            for o, d in zip(["liver", "spleen", "kidney", "pancreas"], dice)}}
+        return {
+            "classes": {
+                o: {"metrics": {"dice": {"mean": d}, "hd95_mm": {"mean": None if d is None else 10 * d}}}
+                for o, d in zip(["liver", "spleen", "kidney", "pancreas"], dice)
+            }
+        }
 
-    record = {"runs": [
-        {"fold": "ircad01", "network": "GridAttentionUNet", "comparison": "equal time", "epochs": 100, "steps": 200,
-         "wall_minutes_training_run": 10.42, "summary": summary([0.9, 0.8, 0.7, None])},
-        {"fold": "ircad01", "network": "UNet", "comparison": "equal steps", "epochs": 100, "steps": 200,
-         "wall_minutes_training_run": 4.0, "summary": summary([0.5, 0.0, 0.25, None])},
-    ]}
+    record = {
+        "runs": [
+            {
+                "fold": "ircad01",
+                "network": "GridAttentionUNet",
+                "comparison": "equal time",
+                "epochs": 100,
+                "steps": 200,
+                "wall_minutes_training_run": 10.42,
+                "summary": summary([0.9, 0.8, 0.7, None]),
+            },
+            {
+                "fold": "ircad01",
+                "network": "UNet",
+                "comparison": "equal steps",
+                "epochs": 100,
+                "steps": 200,
+                "wall_minutes_training_run": 4.0,
+                "summary": summary([0.5, 0.0, 0.25, None]),
+            },
+        ]
+    }
     lines = side.markdown_table(record).splitlines()
     assert len(lines) == 4 and lines[0].startswith("| fold (validation case) | network |")
-    assert lines[2] == "| ircad01 | GridAttentionUNet | equal time | 100 / 200 | 10.4 | 0.900 | 0.800 | 0.700 | n/a | 9.0 | 8.0 | 7.0 | n/a |"
+    assert (
+        lines[2] == "| ircad01 | GridAttentionUNet | equal time | 100 / 200 | 10.4 | 0.900 | 0.800 | 0.700 | n/a "
+        "| 9.0 | 8.0 | 7.0 | n/a |"
+    )
     assert lines[3].split(" | ")[5:9] == ["0.500", "0.000", "0.250", "n/a"]
 
 
@@ -71,12 +99,28 @@ def test_seed_sweep_reports_mean_std_and_fold_spread():
     seeds = _load("realct_seeds")
 
     def run(recipe, fold, seed, liver, spleen):
-        summary = {"classes": {"liver": {"metrics": {"dice": {"mean": liver}}}, "spleen": {"metrics": {"dice": {"mean": spleen}}}}}
-        return {"recipe": recipe, "network": "GridAttentionUNet", "fold": fold, "seed": seed, "steps": 120,
-                "wall_minutes_training_run": 5.0, "summary": summary}
+        summary = {
+            "classes": {
+                "liver": {"metrics": {"dice": {"mean": liver}}},
+                "spleen": {"metrics": {"dice": {"mean": spleen}}},
+            }
+        }
+        return {
+            "recipe": recipe,
+            "network": "GridAttentionUNet",
+            "fold": fold,
+            "seed": seed,
+            "steps": 120,
+            "wall_minutes_training_run": 5.0,
+            "summary": summary,
+        }
 
-    runs = [run("a", "f1", 0, 0.9, 0.5), run("a", "f1", 1, 0.5, None), run("a", "f2", 0, 0.7, 0.7),
-            run("b", "f1", 0, 0.8, 0.6)]
+    runs = [
+        run("a", "f1", 0, 0.9, 0.5),
+        run("a", "f1", 1, 0.5, None),
+        run("a", "f2", 0, 0.7, 0.7),
+        run("b", "f1", 0, 0.8, 0.6),
+    ]
     summary = seeds.aggregate(runs)
     a = summary["a / GridAttentionUNet"]
     assert a["organs"]["liver"]["n"] == 3 and a["organs"]["liver"]["mean"] == pytest.approx(0.7)

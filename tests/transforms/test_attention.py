@@ -14,7 +14,9 @@ from monai_ag.transforms import AttentionMapsd
 
 def _net() -> GridAttentionUNet:
     torch.manual_seed(0)
-    return GridAttentionUNet(spatial_dims=3, in_channels=1, out_channels=3, channels=(4, 8, 16, 32, 64), strides=(2, 2, 2, 2))
+    return GridAttentionUNet(
+        spatial_dims=3, in_channels=1, out_channels=3, channels=(4, 8, 16, 32, 64), strides=(2, 2, 2, 2)
+    )
 
 
 def _image(shape=(32, 32, 16)) -> MetaTensor:

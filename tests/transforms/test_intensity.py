@@ -55,11 +55,14 @@ def test_probability_and_a_content_independent_random_stream():
     assert a.R.uniform() == b.R.uniform()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"offsets": 0.3}, "needs num_classes"),
-    ({"offsets": [0.2, -0.1]}, "non-negative"),
-    ({"offsets": []}, "non-negative"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"offsets": 0.3}, "needs num_classes"),
+        ({"offsets": [0.2, -0.1]}, "non-negative"),
+        ({"offsets": []}, "non-negative"),
+    ],
+)
 def test_bad_offsets(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RandOrganIntensityShiftd("image", **kwargs)

@@ -19,7 +19,9 @@ def _item(tmp_path):
 
 def test_writes_atomically_and_refuses_to_overwrite(tmp_path):
     out = tmp_path / "out"
-    save = SafeSaveImaged("pred", output_dir=str(out), output_postfix="seg", separate_folder=False, output_dtype=np.uint8)
+    save = SafeSaveImaged(
+        "pred", output_dir=str(out), output_postfix="seg", separate_folder=False, output_dtype=np.uint8
+    )
     save(_item(tmp_path))
     final = out / "case_01_seg.nii.gz"
     written = nib.load(str(final))
@@ -70,9 +72,19 @@ def test_restore_background():
         (
             (),
             dict(
-                output_dir="o", output_postfix="p", output_ext=".nrrd", resample=True, mode="bilinear", scale=255,
-                dtype=np.float32, output_dtype=np.uint8, squeeze_end_dims=False, data_root_dir="/d",
-                separate_folder=False, print_log=False, savepath_in_metadict=True,
+                output_dir="o",
+                output_postfix="p",
+                output_ext=".nrrd",
+                resample=True,
+                mode="bilinear",
+                scale=255,
+                dtype=np.float32,
+                output_dtype=np.uint8,
+                squeeze_end_dims=False,
+                data_root_dir="/d",
+                separate_folder=False,
+                print_log=False,
+                savepath_in_metadict=True,
             ),
         ),
         ((None, "meta", "o2", "post", ".nii"), dict(separate_folder=False)),  # positional, as SaveImaged takes them

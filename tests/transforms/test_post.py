@@ -38,7 +38,9 @@ def test_both_kidneys_kept_and_a_stray_island_dropped():
     # MONAI's one-component-per-class would delete the smaller kidney: the reason for this transform
     from monai.transforms import KeepLargestConnectedComponent
 
-    monai_out = np.asarray(KeepLargestConnectedComponent(applied_labels=[1, 2, 3, 4], independent=True)(torch.tensor(lab[None])))[0]
+    monai_out = np.asarray(
+        KeepLargestConnectedComponent(applied_labels=[1, 2, 3, 4], independent=True)(torch.tensor(lab[None]))
+    )[0]
     assert (monai_out == 3).sum() < (out == 3).sum() == (lab == 3).sum()
 
 

@@ -12,7 +12,10 @@ from monai_ag.transforms import MetaSafeSpacingd
 @pytest.fixture
 def nifti(tmp_path):
     path = tmp_path / "ct.nii.gz"
-    nib.save(nib.Nifti1Image(np.arange(20 * 16 * 12, dtype=np.int16).reshape(20, 16, 12), np.diag([2.0, 2.0, 3.0, 1.0])), path)
+    nib.save(
+        nib.Nifti1Image(np.arange(20 * 16 * 12, dtype=np.int16).reshape(20, 16, 12), np.diag([2.0, 2.0, 3.0, 1.0])),
+        path,
+    )
     return str(path)
 
 

@@ -54,4 +54,13 @@ def test_one_scheme_for_runnable_modules():
     assert scripts == [], f"run these through a package's __main__.py instead: {scripts}"
     assert lazy == [], f"import the package's modules directly instead: {lazy}"
     mains = sorted(str(p.parent.relative_to(PACKAGE)) for p in _modules() if p.name == "__main__.py")
-    assert mains == ["bench", "bundle/export", "data/import_ct", "data/phantom", "metrics", "metrics/organ_statistics", "visualize", "visualize/attention"]
+    assert mains == [
+        "bench",
+        "bundle/export",
+        "data/import_ct",
+        "data/phantom",
+        "metrics",
+        "metrics/organ_statistics",
+        "visualize",
+        "visualize/attention",
+    ]

@@ -5,7 +5,9 @@ import pytest
 from monai_ag.utils import as_bool, require_file
 
 
-@pytest.mark.parametrize("value,expected", [(True, True), ("true", True), ("False", False), ("0", False), (1, True), ("yes", True)])
+@pytest.mark.parametrize(
+    "value,expected", [(True, True), ("true", True), ("False", False), ("0", False), (1, True), ("yes", True)]
+)
 def test_as_bool(value, expected):
     assert as_bool(value) is expected
 

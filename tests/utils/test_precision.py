@@ -8,8 +8,17 @@ from monai_ag.networks.nets import GridAttentionUNet
 from monai_ag.utils.precision import PrecisionNetwork, autocast, resolve_precision, with_precision
 
 
-@pytest.mark.parametrize("value,expected", [("fp32", "fp32"), ("FP32", "fp32"), ("float32", "fp32"), ("bf16", "bf16"),
-                                            ("bfloat16", "bf16"), (" bf16 ", "bf16")])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("fp32", "fp32"),
+        ("FP32", "fp32"),
+        ("float32", "fp32"),
+        ("bf16", "bf16"),
+        ("bfloat16", "bf16"),
+        (" bf16 ", "bf16"),
+    ],
+)
 def test_explicit_precisions(value, expected):
     assert resolve_precision(value, "cpu") == expected
 

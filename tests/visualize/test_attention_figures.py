@@ -23,7 +23,11 @@ def _case(tmp_path, attention):
     label = np.zeros(SHAPE, np.uint8)
     label[8:16, 8:16, 6:14] = 1
     label[20:24, 10:14, 8:12] = 3
-    return _write(tmp_path / "ct.nii.gz", ct), _write(tmp_path / "label.nii.gz", label), _write(tmp_path / "att.nii.gz", attention)
+    return (
+        _write(tmp_path / "ct.nii.gz", ct),
+        _write(tmp_path / "label.nii.gz", label),
+        _write(tmp_path / "att.nii.gz", attention),
+    )
 
 
 def _png_pixels(path):
@@ -49,7 +53,9 @@ def test_command_writes_a_png_whose_overlay_follows_the_attention(tmp_path):
     assert np.abs(b - c).mean() > 0.02 and np.abs(a - b).mean() > 0.01 and np.abs(a - c).mean() > 0.01
     # rendering the same values twice gives the same picture
     ct, label, att_path = _case(tmp_path, np.zeros_like(ramps))
-    assert main(["--image", ct, "--attention", att_path, "--label", label, "--output", str(tmp_path / "again.png")]) == 0
+    assert (
+        main(["--image", ct, "--attention", att_path, "--label", label, "--output", str(tmp_path / "again.png")]) == 0
+    )
     assert np.array_equal(_png_pixels(tmp_path / "again.png"), b)
 
 
@@ -65,7 +71,9 @@ def test_figure_rows_levels_and_checks():
         attention_figure(image, [maps[0], np.zeros((2, 2, 2))])
     with pytest.raises(ValueError, match="do not split into levels of 2 head"):
         split_levels(np.zeros((*SHAPE, 3)), heads=2)
-    assert [float(m.mean()) for m in split_levels(np.stack([m for m in maps for _ in (0, 1)], -1), 2)] == pytest.approx([0.1, 0.5, 0.9])
+    assert [float(m.mean()) for m in split_levels(np.stack([m for m in maps for _ in (0, 1)], -1), 2)] == pytest.approx(
+        [0.1, 0.5, 0.9]
+    )
 
 
 def test_handler_logs_an_image_per_validation(tmp_path):

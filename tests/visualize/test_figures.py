@@ -21,9 +21,12 @@ def test_render_case_figure(tmp_path):
     label[12:14, 8:12, 6:8] = 4  # the pancreas is on slices 6-7: the default slice
     att = np.random.default_rng(0).random((24, 20, 10, 6)).astype(np.float32)
     out = render_case_figure(
-        _write(tmp_path / "ct.nii.gz", ct), tmp_path / "fig" / "case.png",
-        label=_write(tmp_path / "label.nii.gz", label), prediction=_write(tmp_path / "seg.nii.gz", label),
-        attention=_write(tmp_path / "att.nii.gz", att), title="test",
+        _write(tmp_path / "ct.nii.gz", ct),
+        tmp_path / "fig" / "case.png",
+        label=_write(tmp_path / "label.nii.gz", label),
+        prediction=_write(tmp_path / "seg.nii.gz", label),
+        attention=_write(tmp_path / "att.nii.gz", att),
+        title="test",
     )
     png = (tmp_path / "fig" / "case.png").read_bytes()
     assert out.endswith("case.png") and png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

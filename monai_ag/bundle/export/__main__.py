@@ -1,4 +1,5 @@
-"""``python -m monai_ag.bundle.export``: export a trained model with its recipe (see :func:`monai_ag.bundle.export.exporter.main`)."""
+"""``python -m monai_ag.bundle.export``: export a trained model with its recipe
+(see :func:`monai_ag.bundle.export.exporter.main`)."""
 
 from __future__ import annotations
 

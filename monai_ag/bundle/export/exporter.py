@@ -90,8 +90,12 @@ def _torchscript(net: torch.nn.Module, path: Path, record_text: str) -> None:
 
     scripted = convert_to_torchscript(net)
     save_net_with_metadata(
-        scripted, str(path), include_config_vals=True, append_timestamp=False,
-        meta_values={"monai_ag_recipe": json.loads(record_text)}, more_extra_files={RECIPE_KEY: record_text.encode()},
+        scripted,
+        str(path),
+        include_config_vals=True,
+        append_timestamp=False,
+        meta_values={"monai_ag_recipe": json.loads(record_text)},
+        more_extra_files={RECIPE_KEY: record_text.encode()},
     )
 
 

@@ -1,6 +1,7 @@
 """Import real abdominal CT into a dataset the bundle trains on: NIfTI image + label map in the bundle's classes.
 
-Run ``python -m monai_ag.data.import_ct --help`` (``__main__.py`` calls :py:func:`~monai_ag.data.import_ct.dataset.main`). Each source case becomes ``DIR/imagesTr/<case>.nii.gz`` (the CT,
+Run ``python -m monai_ag.data.import_ct --help`` (``__main__.py`` calls
+:py:func:`~monai_ag.data.import_ct.dataset.main`). Each source case becomes ``DIR/imagesTr/<case>.nii.gz`` (the CT,
 on its original grid) and ``DIR/labelsTr/<case>.nii.gz`` (uint8: 0 background, 1 liver, 2 spleen, 3 kidney,
 4 pancreas), listed in an MSD-style ``DIR/dataset.json`` that ``--dataset_dir DIR`` reads directly. Every item
 records the classes its source annotates (``"annotated": [1, 2, 3]``): training ignores the others

@@ -155,10 +155,15 @@ def _resolve_preset(case: CaseSource, preset: LabelPreset | None) -> LabelPreset
 
 
 def _label_from_map(
-    case: CaseSource, image: MetaTensor, loader: LoadImage, preset: LabelPreset, notes: list[str],
+    case: CaseSource,
+    image: MetaTensor,
+    loader: LoadImage,
+    preset: LabelPreset,
+    notes: list[str],
     origins: dict[int, list[str]],
 ) -> tuple[np.ndarray, set[int]]:
-    """The label of an image + label-map pair on the image's grid, in the bundle's classes, and its annotated classes."""
+    """The label of an image + label-map pair on the image's grid, in the bundle's classes, and its annotated
+    classes."""
     if case.label is None:
         raise ValueError(f"case {case.case_id}: no label map given for image {case.image}.")
     raw = _load(case.label, loader)
@@ -170,7 +175,11 @@ def _label_from_map(
 
 
 def _label_from_masks(
-    case: CaseSource, image: MetaTensor, loader: LoadImage, preset: LabelPreset, notes: list[str],
+    case: CaseSource,
+    image: MetaTensor,
+    loader: LoadImage,
+    preset: LabelPreset,
+    notes: list[str],
     origins: dict[int, list[str]],
 ) -> tuple[np.ndarray, set[int]]:
     """One label from a case's binary organ masks (each on the image's grid; organs must not overlap), and the

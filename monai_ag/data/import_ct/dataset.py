@@ -102,7 +102,10 @@ def import_ct(
         item["case_id"] = case.case_id
         items.append(item)
         if verbose:
-            print(f"[{n}/{len(cases)}] {case.case_id}: {_describe(item)} ({time.perf_counter() - start:.1f} s)", flush=True)
+            print(
+                f"[{n}/{len(cases)}] {case.case_id}: {_describe(item)} ({time.perf_counter() - start:.1f} s)",
+                flush=True,
+            )
     dataset = {
         "name": out.name,
         "description": "real CT imported with monai_ag.data.import_ct",
@@ -111,7 +114,9 @@ def import_ct(
         "labels": {str(k): v for k, v in CLASS_NAMES.items()},
         "numTraining": len(items),
         "training": [
-            {k: i[k] for k in ("image", "label", "annotated", "case_id")} for i in items if i["case_id"] not in validation
+            {k: i[k] for k in ("image", "label", "annotated", "case_id")}
+            for i in items
+            if i["case_id"] not in validation
         ],
         "validation": [
             {k: i[k] for k in ("image", "label", "annotated", "case_id")} for i in items if i["case_id"] in validation
@@ -138,19 +143,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.epilog = "presets: " + "; ".join(f"{k}: {p.description}" for k, p in PRESETS.items())
     parser.add_argument("sources", nargs="*", metavar="SRC", help="case folders or dataset folders")
-    parser.add_argument("--output", required=True, help="the dataset folder to write (dataset.json, imagesTr, labelsTr)")
+    parser.add_argument(
+        "--output", required=True, help="the dataset folder to write (dataset.json, imagesTr, labelsTr)"
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--preset", choices=sorted(PRESETS), help="label convention of the sources")
     group.add_argument("--mapping", help="JSON file mapping label values / mask names to bundle classes")
-    parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("IMAGE", "LABEL"), help="an image and its label map")
+    parser.add_argument(
+        "--pair", nargs=2, action="append", default=[], metavar=("IMAGE", "LABEL"), help="an image and its label map"
+    )
     parser.add_argument("--validation", nargs="+", default=[], metavar="CASE", help="case ids for the validation list")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset.json and case files")
     parser.add_argument("--no_alignment_check", action="store_true", help="skip the fat/air check (non-CT images)")
 
     def run(args) -> None:
         import_ct(
-            args.sources, args.output, preset=args.preset, mapping=args.mapping, pairs=args.pair,
-            validation=args.validation, overwrite=args.overwrite, check_alignment=not args.no_alignment_check,
+            args.sources,
+            args.output,
+            preset=args.preset,
+            mapping=args.mapping,
+            pairs=args.pair,
+            validation=args.validation,
+            overwrite=args.overwrite,
+            check_alignment=not args.no_alignment_check,
             verbose=not args.quiet,
         )
 

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monai_ag.data.images import is_dicom_series_dir, is_nifti_file
 from monai_ag.data.geometry import strip_image_suffix
+from monai_ag.data.images import is_dicom_series_dir, is_nifti_file
 
 __all__ = ["CaseSource", "find_cases"]
 
@@ -122,6 +122,6 @@ def find_cases(src: str | os.PathLike) -> list[CaseSource]:
     raise ValueError(
         f"source {path} is not a case folder the importer knows: expected an IRCAD-layout folder "
         f"({_IRCAD_IMAGE}/ + {_IRCAD_MASKS}/<organ>/), a TotalSegmentator-layout folder (ct.nii.gz + "
-        "segmentations/<organ>.nii.gz), a folder of either, an MSD-style folder (dataset.json with a \"training\" "
+        'segmentations/<organ>.nii.gz), a folder of either, an MSD-style folder (dataset.json with a "training" '
         "list) or imagesTr/ + labelsTr/; give an image and its label map with --pair IMAGE LABEL."
     )

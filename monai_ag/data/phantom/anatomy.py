@@ -328,7 +328,9 @@ class _Phantom:
         vein = vein & self._free(sl)
         self.image[sl][vein] = self.hu_vein
         # stomach: left upper quadrant, anterior to pancreas and spleen
-        self._hollow(self.landmarks.stomach, 5.0, rng.uniform(40.0, 55.0), rng.uniform(5.0, 30.0), rng.uniform(0.15, 0.45))
+        self._hollow(
+            self.landmarks.stomach, 5.0, rng.uniform(40.0, 55.0), rng.uniform(5.0, 30.0), rng.uniform(0.15, 0.45)
+        )
         # duodenum: C-loop lateral to the pancreatic head
         head = self.landmarks.pancreas_head
         duodenum = Blob(
@@ -357,7 +359,9 @@ class _Phantom:
             centre = np.array([rng.uniform(-85.0, 85.0) * sx, rng.uniform(-5.0, 80.0) * sy, rng.uniform(-92.0, 8.0)])
             axis = rng.standard_normal(3)
             radius = rng.uniform(9.0, 15.0)
-            loops.append((centre, orthonormal_frame(axis, rng.standard_normal(3)), (rng.uniform(18.0, 35.0), radius, radius)))
+            loops.append(
+                (centre, orthonormal_frame(axis, rng.standard_normal(3)), (rng.uniform(18.0, 35.0), radius, radius))
+            )
         for index, (centre, frame, radii) in enumerate(loops):
             kind = rng.uniform() if index >= len(colon) else 0.0  # the colon always holds some gas
             waves = Waves(rng, 0.06, 0.5, 1.5)
@@ -421,7 +425,8 @@ class _Phantom:
 # argument checks
 # ----------------------------------------------------------------------------------------------
 def check_int(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an ``int`` when it is an integer (not a bool) ``>= minimum``; else a ``ValueError`` naming ``name``."""
+    """``value`` as an ``int`` when it is an integer (not a bool) ``>= minimum``; else a ``ValueError`` naming
+    ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
@@ -443,9 +448,7 @@ def check_geometry(shape: Any, spacing: Any) -> tuple[tuple[int, int, int], tupl
     if not all(math.isfinite(s) and s > 0.0 for s in sp):
         raise ValueError(f"spacing must contain 3 positive finite voxel sizes in mm, got {tuple(spacing)!r}.")
     if max(sp) > _MAX_SPACING_MM:
-        raise ValueError(
-            f"spacing must be at most {_MAX_SPACING_MM} mm per axis to resolve the pancreas, got {sp!r}."
-        )
+        raise ValueError(f"spacing must be at most {_MAX_SPACING_MM} mm per axis to resolve the pancreas, got {sp!r}.")
     shp = (int(shape[0]), int(shape[1]), int(shape[2]))
     fov = tuple(n * s for n, s in zip(shp, sp))
     if any(f < m for f, m in zip(fov, MIN_PHANTOM_FIELD_OF_VIEW_MM)):

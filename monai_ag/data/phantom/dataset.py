@@ -177,9 +177,7 @@ def _remove_phantom_files(root: str) -> None:
                     os.remove(os.path.join(path, f))
 
 
-def _validate_dataset_args(
-    seed: int, num_cases: int, num_validation: int, num_test: int
-) -> tuple[int, int, int, int]:
+def _validate_dataset_args(seed: int, num_cases: int, num_validation: int, num_test: int) -> tuple[int, int, int, int]:
     seed = check_int("seed", seed, 0)
     num_cases = check_int("num_cases", num_cases, 2)
     num_validation = check_int("num_validation", num_validation, 0)
@@ -283,7 +281,14 @@ def generate_phantom_dataset(
         logger.info(
             "Generating a synthetic phantom dataset (%d cases: %d training, %d validation, %d test; shape %s, "
             "spacing %s mm, seed %d) in %s.",
-            num_cases, num_cases - num_validation - num_test, num_validation, num_test, shp, sp, seed, root,
+            num_cases,
+            num_cases - num_validation - num_test,
+            num_validation,
+            num_test,
+            shp,
+            sp,
+            seed,
+            root,
         )
     for sub in _SUBDIRS:
         os.makedirs(os.path.join(root, sub), exist_ok=True)
@@ -329,11 +334,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num_test", "--num-test", type=int, default=4, help="test cases (default: 4)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
     parser.add_argument(
-        "--shape", type=int, nargs=3, default=list(DEFAULT_PHANTOM_SHAPE), metavar=("X", "Y", "Z"),
+        "--shape",
+        type=int,
+        nargs=3,
+        default=list(DEFAULT_PHANTOM_SHAPE),
+        metavar=("X", "Y", "Z"),
         help=f"volume shape in voxels (default: {' '.join(map(str, DEFAULT_PHANTOM_SHAPE))})",
     )
     parser.add_argument(
-        "--spacing", type=float, nargs=3, default=list(DEFAULT_PHANTOM_SPACING), metavar=("SX", "SY", "SZ"),
+        "--spacing",
+        type=float,
+        nargs=3,
+        default=list(DEFAULT_PHANTOM_SPACING),
+        metavar=("SX", "SY", "SZ"),
         help=f"voxel size in mm (default: {' '.join(map(str, DEFAULT_PHANTOM_SPACING))})",
     )
     parser.add_argument("--overwrite", action="store_true", help="regenerate an existing phantom dataset")

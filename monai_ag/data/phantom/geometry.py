@@ -62,9 +62,7 @@ class Grid:
         dz = (self.axes[2][sl[2]] - centre[2])[None, None, :]
         return dx, dy, dz
 
-    def local(
-        self, sl: Box, centre: Sequence[float], frame: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def local(self, sl: Box, centre: Sequence[float], frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Coordinates along the rows of ``frame`` (orthonormal local axes) over the box ``sl``."""
         dx, dy, dz = self.offsets(sl, centre)
         u, v, w = (r[0] * dx + r[1] * dy + r[2] * dz for r in frame)
@@ -114,9 +112,7 @@ def half_extent(frame: np.ndarray, radii: Sequence[float], margin: float) -> np.
 class Waves:
     """Smooth random field: a sum of a few random plane waves (zero mean, std ~ ``amplitude``)."""
 
-    def __init__(
-        self, rng: np.random.Generator, amplitude: float, fmin: float, fmax: float, n: int = 5
-    ) -> None:
+    def __init__(self, rng: np.random.Generator, amplitude: float, fmin: float, fmax: float, n: int = 5) -> None:
         directions = rng.standard_normal((n, 3))
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         self.k = directions * (2.0 * np.pi * rng.uniform(fmin, fmax, n))[:, None]

@@ -45,7 +45,9 @@ class Body:
 
     def axes(self, orientation: Orientation) -> np.ndarray:
         """The orientation's local axes (rows), randomly turned."""
-        return rotated(orthonormal_frame(orientation.primary, orientation.secondary), self.rng, orientation.max_rotation_deg)
+        return rotated(
+            orthonormal_frame(orientation.primary, orientation.secondary), self.rng, orientation.max_rotation_deg
+        )
 
     def waves(self, spec: WaveSpec) -> Waves:
         """A smooth random field with the spec's amplitude and frequencies."""

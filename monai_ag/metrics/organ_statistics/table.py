@@ -49,8 +49,17 @@ STATISTICS_POSTFIX = "statistics"
 _AXES = ("x", "y", "z")
 #: the per-organ fields, in CSV order
 ORGAN_FIELDS = (
-    "voxels", "volume_ml", "hu_mean", "hu_median", "hu_std", "hu_p05", "hu_p95", "components",
-    *(f"centroid_{a}_mm" for a in _AXES), *(f"bbox_min_{a}_mm" for a in _AXES), *(f"bbox_max_{a}_mm" for a in _AXES),
+    "voxels",
+    "volume_ml",
+    "hu_mean",
+    "hu_median",
+    "hu_std",
+    "hu_p05",
+    "hu_p95",
+    "components",
+    *(f"centroid_{a}_mm" for a in _AXES),
+    *(f"bbox_min_{a}_mm" for a in _AXES),
+    *(f"bbox_max_{a}_mm" for a in _AXES),
 )
 #: the columns of a statistics CSV: one row per case and organ
 CSV_COLUMNS = ("case", "class_index", "organ", *ORGAN_FIELDS)
@@ -84,8 +93,13 @@ def _organ_entry(value: int, mask: np.ndarray, hu: np.ndarray, affine: np.ndarra
         return entry
     inside = hu[mask].astype(np.float64)
     p05, median, p95 = np.percentile(inside, [5, 50, 95])
-    entry.update(hu_mean=float(inside.mean()), hu_median=float(median), hu_std=float(inside.std()),
-                 hu_p05=float(p05), hu_p95=float(p95))
+    entry.update(
+        hu_mean=float(inside.mean()),
+        hu_median=float(median),
+        hu_std=float(inside.std()),
+        hu_p05=float(p05),
+        hu_p95=float(p95),
+    )
     entry["components"] = int(ndimage.label(mask, structure=_STRUCTURE)[1])
     index = np.argwhere(mask)
     centroid = _world(affine, index.mean(axis=0))
@@ -203,8 +217,9 @@ def statistics_files(image: str | os.PathLike, output_dir: str | os.PathLike) ->
     return [output_path(image, output_dir, STATISTICS_POSTFIX, ext) for ext in (".json", ".csv")]
 
 
-def write_statistics(statistics: Mapping[str, Any], json_file: str | os.PathLike, csv_file: str | os.PathLike,
-                     overwrite: bool = False) -> list[str]:
+def write_statistics(
+    statistics: Mapping[str, Any], json_file: str | os.PathLike, csv_file: str | os.PathLike, overwrite: bool = False
+) -> list[str]:
     """
     Write one :func:`organ_statistics` result as JSON and CSV, together and atomically (the CSV last); an existing
     file stops the write unless ``overwrite``.
@@ -241,8 +256,13 @@ class StatisticsTable:
         table.write()  # after inference
     """
 
-    def __init__(self, datalist: Sequence[Mapping[str, Any]], pred_dir: str | os.PathLike,
-                 output_file: str | os.PathLike, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        datalist: Sequence[Mapping[str, Any]],
+        pred_dir: str | os.PathLike,
+        output_file: str | os.PathLike,
+        overwrite: bool = False,
+    ) -> None:
         self.datalist = list(datalist)
         self.pred_dir = pred_dir
         self.output_file = Path(output_file)
@@ -288,8 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image", required=True, help="the CT: NIfTI file or DICOM series folder")
     parser.add_argument("--label", required=True, help="its label map (the bundle's classes unless --class_names)")
     parser.add_argument("--output_dir", required=True, help="folder of <case>_statistics.json and .csv")
-    parser.add_argument("--class_names",
-                        help='JSON label value -> name, e.g. \'{"1": "liver"}\' (default: the bundle\'s)')
+    parser.add_argument(
+        "--class_names", help='JSON label value -> name, e.g. \'{"1": "liver"}\' (default: the bundle\'s)'
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
 
     def run(args: argparse.Namespace) -> None:

@@ -68,7 +68,9 @@ def mkldnn_available() -> bool:
     try:
         if not torch.backends.mkldnn.is_available():
             return False
-        g = torch.Generator().manual_seed(0)  # not torch's global generator: the probe must not shift a training's random stream
+        g = torch.Generator().manual_seed(
+            0
+        )  # not torch's global generator: the probe must not shift a training's random stream
         x = torch.randn(1, 3, 5, 4, 3, generator=g).contiguous(memory_format=torch.channels_last_3d)
         w = torch.randn(4, 3, 3, 3, 3, generator=g).contiguous(memory_format=torch.channels_last_3d)
         b = torch.randn(4, generator=g)
@@ -142,8 +144,19 @@ def mkldnn_conv_add_(
     channels-last; ``act`` ``"none"`` or ``"relu"``). Returns ``acc``."""
     ones = [1] * (x.dim() - 2)
     torch.ops.mkldnn._convolution_pointwise_.binary(
-        acc, x, weight, bias, list(padding), list(stride), ones, groups, "add", None,
-        "relu" if act == "relu" else None, [], None,
+        acc,
+        x,
+        weight,
+        bias,
+        list(padding),
+        list(stride),
+        ones,
+        groups,
+        "add",
+        None,
+        "relu" if act == "relu" else None,
+        [],
+        None,
     )
     return acc
 
@@ -175,9 +188,7 @@ def upsample_linear_into(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def conv_forward(
-    conv: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
+def conv_forward(conv: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``conv``'s own convolution (its padding mode, dilation, groups) with ``weight`` and ``bias``
     instead of its parameters."""
     return conv._conv_forward(x, weight, bias)

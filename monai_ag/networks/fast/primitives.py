@@ -224,7 +224,9 @@ def run_module(module: nn.Module, *args: torch.Tensor) -> Any:
     if isinstance(out, torch.Tensor):
         return out.to(torch.bfloat16)
     if isinstance(out, (tuple, list)):
-        return type(out)(o.to(torch.bfloat16) if isinstance(o, torch.Tensor) and o.is_floating_point() else o for o in out)
+        return type(out)(
+            o.to(torch.bfloat16) if isinstance(o, torch.Tensor) and o.is_floating_point() else o for o in out
+        )
     return out
 
 
@@ -244,14 +246,10 @@ def foldable_norm(norm: nn.Module | None) -> bool:
     Whether ``norm`` is, in eval mode, a per-channel affine map that folds into the convolution before
     it: a batch norm in eval mode with running statistics (not an instance/group/layer norm).
     """
-    return (
-        isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.training and norm.running_var is not None
-    )
+    return isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.training and norm.running_var is not None
 
 
-def fuse_norm(
-    weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.Module
-) -> tuple[torch.Tensor, torch.Tensor]:
+def fuse_norm(weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """
     ``(weight, bias)`` of a convolution followed by the batch norm ``norm`` (see
     :py:func:`foldable_norm`) as one convolution, by ``torch.nn.utils.fusion.fuse_conv_bn_weights``,
@@ -262,7 +260,12 @@ def fuse_norm(
         return None if t is None else t.detach().double()
 
     w, b = fuse_conv_bn_weights(
-        f64(weight), f64(bias), f64(norm.running_mean), f64(norm.running_var), norm.eps, f64(norm.weight),
+        f64(weight),
+        f64(bias),
+        f64(norm.running_mean),
+        f64(norm.running_var),
+        norm.eps,
+        f64(norm.weight),
         f64(norm.bias),
     )
     return w.detach(), b.detach()
@@ -340,9 +343,7 @@ class FoldedConv:
 
     def out_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         """The output shape for input ``x`` (zero padding, no dilation)."""
-        spatial = [
-            (n + 2 * p - k) // s + 1 for n, p, k, s in zip(x.shape[2:], self.padding, self.kernel, self.stride)
-        ]
+        spatial = [(n + 2 * p - k) // s + 1 for n, p, k, s in zip(x.shape[2:], self.padding, self.kernel, self.stride)]
         return (x.shape[0], self.weight.shape[0], *spatial)
 
     def _weight_for(self, x: torch.Tensor) -> torch.Tensor:

@@ -80,7 +80,8 @@ def fast_path_available(network_class: type, spatial_dims: int, dtype: torch.dty
             "GridAttentionUNet's fast inference path is off: it relies on private torch APIs and was tested "
             "with torch %s, not %s; running the plain modules (same outputs, slower). "
             "Pass fast_inference=False to silence this.",
-            tested, torch.__version__,
+            tested,
+            torch.__version__,
         )
         return False
     try:
@@ -92,7 +93,10 @@ def fast_path_available(network_class: type, spatial_dims: int, dtype: torch.dty
         logger.warning(
             "GridAttentionUNet's fast inference path is off: its numerical check (%dD, %s) %s with torch %s; "
             "running the plain modules (same outputs, slower). Pass fast_inference=False to silence this.",
-            spatial_dims, str(dtype).replace("torch.", ""), reason, torch.__version__,
+            spatial_dims,
+            str(dtype).replace("torch.", ""),
+            reason,
+            torch.__version__,
         )
         return False
     return True

@@ -148,7 +148,9 @@ class _DecoderLevel(nn.Module):
                 is_transposed=True,
                 conv_only=True,
             )
-        self.conv = _ConvBlock(spatial_dims, skip_channels + coarse_channels, skip_channels, kernel_size, norm, act, dropout)
+        self.conv = _ConvBlock(
+            spatial_dims, skip_channels + coarse_channels, skip_channels, kernel_size, norm, act, dropout
+        )
 
     def forward(
         self, skip: torch.Tensor, coarse: torch.Tensor, gating: torch.Tensor
@@ -265,8 +267,18 @@ class GridAttentionUNet(nn.Module):
     ) -> None:
         super().__init__()
         layout = _check_arguments(
-            spatial_dims, in_channels, out_channels, channels, strides, kernel_size, dropout, gate_heads,
-            gated_levels, upsample, deep_supervision, deep_supervision_outputs,
+            spatial_dims,
+            in_channels,
+            out_channels,
+            channels,
+            strides,
+            kernel_size,
+            dropout,
+            gate_heads,
+            gated_levels,
+            upsample,
+            deep_supervision,
+            deep_supervision_outputs,
         )
         channels, kernel, gated = layout.channels, layout.kernel, layout.gated_levels
         levels = len(channels) - 1
@@ -314,8 +326,17 @@ class GridAttentionUNet(nn.Module):
                 )
             self.decoder.append(
                 _DecoderLevel(
-                    spatial_dims, channels[i], channels[i + 1], self.strides[i], gate, layout.upsample,
-                    up_kernel_size, kernel, norm, act, dropout,
+                    spatial_dims,
+                    channels[i],
+                    channels[i + 1],
+                    self.strides[i],
+                    gate,
+                    layout.upsample,
+                    up_kernel_size,
+                    kernel,
+                    norm,
+                    act,
+                    dropout,
                 )
             )
 
@@ -324,7 +345,9 @@ class GridAttentionUNet(nn.Module):
         self.heads = nn.ModuleList(
             conv(channels[i], out_channels, kernel_size=1) for i in reversed(range(levels if deep_supervision else 1))
         )
-        self.fuse: nn.Module | None = conv(levels * out_channels, out_channels, kernel_size=1) if deep_supervision else None
+        self.fuse: nn.Module | None = (
+            conv(levels * out_channels, out_channels, kernel_size=1) if deep_supervision else None
+        )
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -395,9 +418,7 @@ class GridAttentionUNet(nn.Module):
         alphas.reverse()
         if self.fuse is None:
             return side[0], side, alphas
-        full = [side[0]] + [
-            F.interpolate(s, size=x.shape[2:], mode=self.mode, align_corners=False) for s in side[1:]
-        ]
+        full = [side[0]] + [F.interpolate(s, size=x.shape[2:], mode=self.mode, align_corners=False) for s in side[1:]]
         return self.fuse(torch.cat(full, dim=1)), side, alphas
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:

@@ -1,6 +1,7 @@
 """Attention maps as pictures: the CT with each gated level's attention overlaid, axial and coronal.
 
-Run ``python -m monai_ag.visualize.attention --help`` (``__main__.py`` calls :py:func:`~monai_ag.visualize.attention.figure.main`). Needs matplotlib (``pip install monai-ag[plot]``), imported
+Run ``python -m monai_ag.visualize.attention --help`` (``__main__.py`` calls
+:py:func:`~monai_ag.visualize.attention.figure.main`). Needs matplotlib (``pip install monai-ag[plot]``), imported
 where used. The same figure is logged to TensorBoard at every validation by
 :py:class:`monai_ag.handlers.AttentionImageHandler`.
 

@@ -89,7 +89,9 @@ def attention_figure(
         raise ValueError(f"image must be a 3D volume (X, Y, Z), got shape {image.shape}.")
     for i, m in enumerate(maps):
         if np.shape(m) != image.shape:
-            raise ValueError(f"attention map {i} has shape {np.shape(m)}, the image {image.shape}: they must share a grid.")
+            raise ValueError(
+                f"attention map {i} has shape {np.shape(m)}, the image {image.shape}: they must share a grid."
+            )
     if label is not None and np.shape(label) != image.shape:
         raise ValueError(f"label has shape {np.shape(label)}, the image {image.shape}: they must share a grid.")
     if not maps:
@@ -106,7 +108,12 @@ def attention_figure(
             ax = axes[row, col]
             ax.imshow(screen_view(cut(grey)), cmap="gray", vmin=0, vmax=1, aspect=aspect, interpolation="nearest")
             shown = ax.imshow(
-                screen_view(cut(np.asarray(m, np.float32))), cmap="jet", vmin=0, vmax=1, alpha=0.45, aspect=aspect,
+                screen_view(cut(np.asarray(m, np.float32))),
+                cmap="jet",
+                vmin=0,
+                vmax=1,
+                alpha=0.45,
+                aspect=aspect,
                 interpolation="nearest",
             )
             if label is not None:
@@ -168,7 +175,12 @@ def render_attention(
     ref = np.asarray(load(str(label))) if label else None
     spacing = [float(s) for s in np.asarray(ct.pixdim)[:3]]
     fig = attention_figure(
-        np.asarray(ct), maps, ref, centre=centre, spacing=spacing, window=window,
+        np.asarray(ct),
+        maps,
+        ref,
+        centre=centre,
+        spacing=spacing,
+        window=window,
         title=title or os.path.basename(os.fspath(image)),
     )
     try:

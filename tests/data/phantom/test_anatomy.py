@@ -6,7 +6,6 @@ default 160 x 128 x 96 at 2 mm) keep the whole module fast.
 
 from __future__ import annotations
 
-
 import nibabel as nib
 import numpy as np
 import pytest

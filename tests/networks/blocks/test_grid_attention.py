@@ -59,10 +59,12 @@ def test_gate_matches_functional_reference(heads, g_size):
                 gate.psi.bias[h : h + 1],
                 gate.W[0].weight[cs],
                 gate.W[0].bias[cs],
-                lambda t, cs=cs: (t - w_bn.running_mean[cs].view(1, -1, 1, 1, 1))
-                / torch.sqrt(w_bn.running_var[cs].view(1, -1, 1, 1, 1) + w_bn.eps)
-                * w_bn.weight[cs].view(1, -1, 1, 1, 1)
-                + w_bn.bias[cs].view(1, -1, 1, 1, 1),
+                lambda t, cs=cs: (
+                    (t - w_bn.running_mean[cs].view(1, -1, 1, 1, 1))
+                    / torch.sqrt(w_bn.running_var[cs].view(1, -1, 1, 1, 1) + w_bn.eps)
+                    * w_bn.weight[cs].view(1, -1, 1, 1, 1)
+                    + w_bn.bias[cs].view(1, -1, 1, 1, 1)
+                ),
             )
             outs.append(o)
             alphas.append(a)

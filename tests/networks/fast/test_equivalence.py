@@ -42,7 +42,9 @@ def _randomize_norms(net: torch.nn.Module) -> None:
 
 
 def _fast_and_plain(net: GridAttentionUNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    assert fast_path_available(GridAttentionUNet, net.spatial_dims, x.dtype), "the fast path is off: nothing would be compared"
+    assert fast_path_available(GridAttentionUNet, net.spatial_dims, x.dtype), (
+        "the fast path is off: nothing would be compared"
+    )
     with torch.no_grad():
         net.fast_inference = False
         plain = net(x)
@@ -311,7 +313,9 @@ def test_bf16_fast_path_agrees_with_float32(kwargs, size, batch):
     assert bf16.dtype == torch.float32 and bf16.shape == ref.shape
     assert torch.equal(bf16, bf16_again)
     torch.testing.assert_close(fp32, ref, atol=1e-4, rtol=0)
-    tol = (BF16_TOLERANCE_INSTANCE_NORM if kwargs.get("norm") == "instance" else BF16_TOLERANCE) * float(ref.abs().max())
+    tol = (BF16_TOLERANCE_INSTANCE_NORM if kwargs.get("norm") == "instance" else BF16_TOLERANCE) * float(
+        ref.abs().max()
+    )
     error = float((bf16 - ref).abs().max())
     assert 1e-4 < error <= tol  # bfloat16 really ran, within its rounding
     assert error <= BF16_VS_PLAIN * float((plain_bf16 - ref).abs().max())

@@ -76,8 +76,14 @@ def test_output_has_input_size(dims, size, kwargs):
         dict(spatial_dims=3, in_channels=1, out_channels=2, channels=(8, 16, 32), strides=(2, 2, 2, 2)),
         dict(spatial_dims=3, in_channels=1, out_channels=2, channels=(8, 16, 32), strides=(1, 2)),
         dict(
-            spatial_dims=2, in_channels=1, out_channels=2, channels=(8, 16, 32), strides=((2, 1), 2),
-            kernel_size=(3, 3), up_kernel_size=3, dropout=0.1,
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=2,
+            channels=(8, 16, 32),
+            strides=((2, 1), 2),
+            kernel_size=(3, 3),
+            up_kernel_size=3,
+            dropout=0.1,
         ),
     ],
 )
@@ -113,7 +119,7 @@ def test_deep_supervision_outputs_train_with_monai_loss():
     kw = dict(spatial_dims=3, in_channels=1, out_channels=3, channels=(4, 8, 16, 32), strides=(2, 2, 2))
     net = GridAttentionUNet(**kw, deep_supervision_outputs=True).train()
     x = torch.randn(2, 1, 24, 24, 16)
-    y = ((x > 0.5).float() + (x > 1.0).float())  # DeepSupervisionLoss resizes a float target
+    y = (x > 0.5).float() + (x > 1.0).float()  # DeepSupervisionLoss resizes a float target
     outs = net(x)
     assert isinstance(outs, list) and len(outs) == 4
     assert [tuple(o.shape[2:]) for o in outs] == [(24, 24, 16), (24, 24, 16), (12, 12, 8), (6, 6, 4)]
@@ -264,7 +270,9 @@ def test_short_name_resolution_in_a_fresh_bundle_parser():
     ok = subprocess.run([sys.executable, "-c", REGISTRATION, "with"], capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.split() == [
-        "monai_ag.networks.nets.grid_attention_unet", "monai_ag.networks.blocks.grid_attention", "6473322"
+        "monai_ag.networks.nets.grid_attention_unet",
+        "monai_ag.networks.blocks.grid_attention",
+        "6473322",
     ]
     bad = subprocess.run([sys.executable, "-c", REGISTRATION, "without"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0
