@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from monai.bundle import ConfigWorkflow
 
-__all__ = ["BUNDLE", "TINY", "raises", "recorded_model", "workflow"]
+__all__ = ["BUNDLE", "RANKS", "TINY", "cli_overrides", "raises", "recorded_model", "torchrun", "workflow"]
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundle"
+RANKS = 2  # the processes torchrun starts in the distributed tests
 
 # a CPU-second profile: 8 mm phantom volumes, a narrow network, two epochs (training overrides: a model trained
 # with them records them, and inference needs none)
@@ -74,3 +79,28 @@ def recorded_model(root: Path, seed: int = 0, **overrides) -> Path:
     torch.save(recipe.network_def(training=True).state_dict(), model)
     recipe.write(model)
     return model
+
+
+def cli_overrides(overrides: dict) -> list[str]:
+    """Config overrides as ``monai.bundle run`` command-line arguments (strings as they are, the rest as JSON)."""
+    out = []
+    for k, v in overrides.items():
+        out += [f"--{k}", v if isinstance(v, str) else json.dumps(v)]
+    return out
+
+
+def torchrun(
+    root: Path, configs: list[str], *args: str, timeout: float = 600, **overrides
+) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=2 -m monai.bundle run`` in ``root`` (merging ``configs`` of its
+    ``configs/``), one torch thread per rank, this checkout and ``tests/bundle`` importable."""
+    env = dict(os.environ)
+    here = Path(__file__).resolve().parent
+    env["PYTHONPATH"] = os.pathsep.join([str(BUNDLE.parent), str(here), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a rank that aborts prints where each of its threads was
+    files = str([f"configs/{c}" for c in configs])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={RANKS}"]
+    cmd += ["-m", "monai.bundle", "run", "--config_file", files, "--meta_file", "configs/metadata.json"]
+    cmd += ["--logging_file", "configs/logging.conf", *args, *cli_overrides(overrides)]
+    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)

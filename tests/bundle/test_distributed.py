@@ -7,11 +7,9 @@ import csv
 import importlib.util
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import bundle_testing  # noqa: E402 (tests/bundle is on the path)
 import pytest
 import torch
+from bundle_testing import RANKS, torchrun  # noqa: E402
 from monai.bundle import ConfigParser, ConfigWorkflow
 
 from monai_ag.bundle import sha256_file
@@ -31,7 +30,6 @@ HERE = Path(__file__).resolve().parent
 # the tiny profile with batch size 1 and one patch per case, so one iteration is one case
 TINY = {**bundle_testing.TINY, "batch_size": 1}
 N_TRAIN, N_VAL, N_TEST = 5, 3, 3  # odd training set, validation and test sets that do not split evenly over 2 ranks
-RANKS = 2
 
 # datalist items carry their file name as "case", and recorders write what every rank processed to <bundle>/probe
 PROBE = {
@@ -56,43 +54,6 @@ FAIL = {
 }
 TRAIN = ["train.json", "multi_gpu_train.json"]
 EVALUATE = ["inference.json", "evaluate.json", "multi_gpu_evaluate.json"]
-
-
-def _cli(overrides: dict) -> list[str]:
-    out = []
-    for k, v in overrides.items():
-        out += [f"--{k}", v if isinstance(v, str) else json.dumps(v)]
-    return out
-
-
-def torchrun(
-    root: Path, configs: list[str], *args: str, timeout: float = 600, **overrides
-) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc_per_node=2 -m monai.bundle run`` in ``root``, one torch thread per rank."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
-    env["PYTHONFAULTHANDLER"] = "1"  # a rank that aborts prints where each of its threads was
-    files = str([f"configs/{c}" for c in configs])
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={RANKS}",
-        "-m",
-        "monai.bundle",
-        "run",
-        "--config_file",
-        files,
-        "--meta_file",
-        "configs/metadata.json",
-        "--logging_file",
-        "configs/logging.conf",
-        *args,
-        *_cli(overrides),
-    ]
-    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def ok(out: subprocess.CompletedProcess) -> str:

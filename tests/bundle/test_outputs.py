@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_testing import BUNDLE, raises, recorded_model, workflow  # tests/bundle is on the path
+from bundle_testing import raises, recorded_model, torchrun, workflow  # tests/bundle is on the path
 from dicom_testing import assert_seg_of, write_ct_series  # tests/ is on the path
 from monai.bundle import ConfigParser
 from monai.transforms import LoadImage, SaveImaged
@@ -211,36 +208,8 @@ def test_multi_gpu_evaluate_writes_the_combined_statistics_on_rank_0(bundle_copy
     """Under torchrun (gloo, 2 ranks) each rank writes its case's statistics and rank 0 alone the combined CSV (a
     second writer would find it existing and fail the launch)."""
     recorded_model(bundle_copy)
-    files = str([f"configs/{c}" for c in ("inference.json", "evaluate.json", "multi_gpu_evaluate.json")])
-    path = os.pathsep.join([str(BUNDLE.parent), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "monai.bundle",
-            "run",
-            "--config_file",
-            files,
-            "--meta_file",
-            "configs/metadata.json",
-            "--logging_file",
-            "configs/logging.conf",
-            "--dataset_dir",
-            str(tiny_phantom),
-            "--statistics",
-            "true",
-        ],
-        cwd=bundle_copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    configs = ["inference.json", "evaluate.json", "multi_gpu_evaluate.json"]
+    run = torchrun(bundle_copy, configs, dataset_dir=str(tiny_phantom), statistics="true")
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     rows = list(csv.DictReader((bundle_copy / "eval" / "statistics.csv").open()))
     assert sorted({r["case"] for r in rows}) == ["phantom_003", "phantom_004"] and len(rows) == 8

@@ -33,6 +33,25 @@ def infer(root, image, **request):
     return label, result
 
 
+def bundle_run(root, image, out_dir) -> str:
+    """What ``monai.bundle run`` with the bundle's ``configs/inference.json`` writes for ``image``: the label file."""
+    wf = ConfigWorkflow(
+        config_file=str(root / "configs" / "inference.json"),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=str(root / "configs" / "logging.conf"),
+        workflow_type="infer",
+        bundle_root=str(root),
+        input_path=str(image),
+        output_dir=str(out_dir),
+        device=torch.device("cpu"),
+    )
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    (seg,) = out_dir.rglob("*_seg.nii.gz")
+    return str(seg)
+
+
 def assert_aligned(label: str, shape, affine) -> np.ndarray:
     """The label file has the input's voxel grid (shape and affine) and holds class indices."""
     seg, seg_affine = np.asarray(nib.load(label).dataobj), nib.load(label).affine
@@ -69,21 +88,7 @@ def test_synthetic_nifti_matches_bundle_run(tmp_path, helpers, tiny_phantom, cap
     seg = assert_aligned(label, case.shape, affine)
     assert "MetaSafeSpacingd" in result["latencies"]["transform"]["pre"]  # the pre-transforms ran one by one
 
-    wf = ConfigWorkflow(
-        config_file=str(root / "configs" / "inference.json"),
-        meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=str(root / "configs" / "logging.conf"),
-        workflow_type="infer",
-        bundle_root=str(root),
-        input_path=str(image),
-        output_dir=str(tmp_path / "out"),
-        device=torch.device("cpu"),
-    )
-    wf.initialize()
-    wf.run()
-    wf.finalize()
-    (bundle_seg,) = (tmp_path / "out").rglob("*_seg.nii.gz")
-    ref = assert_aligned(str(bundle_seg), case.shape, affine)
+    ref = assert_aligned(bundle_run(root, image, tmp_path / "out"), case.shape, affine)
     np.testing.assert_array_equal(seg, ref)
     assert len(np.unique(seg)) > 1, "a constant label map cannot show alignment"
 
@@ -112,21 +117,9 @@ def test_dicom_series(tmp_path, helpers, tiny_phantom):
     seg = assert_aligned(label, ref.shape, ref.affine)
     assert len(np.unique(seg)) > 1
     # voxel for voxel what monai.bundle run writes for the same series
-    wf = ConfigWorkflow(
-        config_file=str(root / "configs" / "inference.json"),
-        meta_file=str(root / "configs" / "metadata.json"),
-        logging_file=False,
-        workflow_type="infer",
-        bundle_root=str(root),
-        input_path=str(series),
-        output_dir=str(tmp_path / "out"),
-        device=torch.device("cpu"),
+    np.testing.assert_array_equal(
+        seg, assert_aligned(bundle_run(root, series, tmp_path / "out"), ref.shape, ref.affine)
     )
-    wf.initialize()
-    wf.run()
-    wf.finalize()
-    (bundle_seg,) = (tmp_path / "out").rglob("*_seg.nii.gz")
-    np.testing.assert_array_equal(seg, assert_aligned(str(bundle_seg), ref.shape, ref.affine))
 
 
 def test_model_trained_with_another_recipe_segments_as_the_bundle_does(tmp_path, helpers, tiny_phantom):
