@@ -58,11 +58,12 @@ def _one_run(recipe: str, settings: dict, network: str, fold_case: str, seed: in
 
 
 def run_sweep(args, recipes: dict[str, dict]) -> Iterator[dict]:
-    """Every recipe x network x fold x seed, in that order (resumable), each run as it ends."""
-    for recipe, settings in recipes.items():
-        for network in args.networks:
-            for fold_case in args.folds:
-                for seed in args.seeds:
+    """Every fold x seed x recipe x network (resumable), each run as it ends: recipes interleaved, so a sweep
+    stopped early still compares them on the same folds and seeds."""
+    for fold_case in args.folds:
+        for seed in args.seeds:
+            for recipe, settings in recipes.items():
+                for network in args.networks:
                     print(f"[{recipe}] {network} fold {fold_case} seed {seed} ...", flush=True)
                     run = _one_run(recipe, settings, network, fold_case, seed, args)
                     print(
