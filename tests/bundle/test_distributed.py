@@ -401,3 +401,22 @@ def test_fewer_cases_than_ranks_message(monkeypatch):
         ValueError, match=r"the validation data \(validate#dataset#data\) has 3 case\(s\) but 4 processes"
     ):
         distributed.check_cases_per_rank([1, 2, 3], "validation", "validate#dataset#data")
+
+
+@pytest.mark.slow
+def test_training_without_validation_under_torchrun(dist_phantom, tmp_path):
+    """``val_fraction 0`` with a dataset without a validation list: both ranks train on every case, nothing
+    validates, and rank 0 saves the final weights as model.pt with its record."""
+    data = tmp_path / "data"
+    shutil.copytree(dist_phantom, data)
+    listing = json.loads((data / "dataset.json").read_text())
+    listing["training"] += listing.pop("validation")
+    (data / "dataset.json").write_text(json.dumps(listing))
+    root = new_bundle(tmp_path / "bundle")
+    text = ok(torchrun(root, TRAIN, dataset_dir=str(data), val_fraction=0, **TINY))
+    assert "Key metric" not in text  # no validation ran
+    model = root / "models" / "model.pt"
+    state = torch.load(model, map_location="cpu", weights_only=True)
+    final = torch.load(root / "models" / "checkpoint.pt", map_location="cpu", weights_only=True)["network"]
+    assert state.keys() == final.keys() and all(torch.equal(state[k], final[k]) for k in state)
+    assert json.loads((root / "models" / "model.recipe.json").read_text())["training"]["epoch"] == TINY["max_epochs"]
