@@ -87,6 +87,7 @@ def write_ct_series(
             in the TotalSegmentator DICOM example.
         reverse_files: name the files so that their name order is the reverse of the slice order.
     """
+    import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -122,7 +123,10 @@ def write_ct_series(
         for attribute in drop:
             if attribute in ds:
                 delattr(ds, attribute)
-        ds.save_as(name, enforce_file_format=True)
+        if int(pydicom.__version__.split(".")[0]) >= 3:
+            ds.save_as(name, enforce_file_format=True)
+        else:  # pydicom 2, which MONAI Label's server needs (pydicom-seg): tests/monailabel write series too
+            ds.save_as(name, write_like_original=False)
     return folder
 
 

@@ -4,7 +4,6 @@ engine handler that records the weights a training run starts from."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import shutil
 from pathlib import Path
@@ -87,40 +86,11 @@ def make_local_datastore(phantom: Path, studies: Path) -> Path:
 
 
 def write_dicom_series(volume: np.ndarray, spacing: tuple[float, float, float], folder: Path) -> Path:
-    """Write an ``(x, y, z)`` int16 HU volume as a CT DICOM series (one file per slice, LPS
-    identity orientation, slice positions ``z * spacing[2]``) with pydicom."""
-    import pydicom
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    """Write an ``(x, y, z)`` int16 HU volume as a CT DICOM series (one file per slice, LPS identity
+    orientation, slice positions ``z * spacing[2]``): the main suite's writer, which handles pydicom 2."""
+    from dicom_testing import write_ct_series  # tests/ is on the path (tests/conftest.py)
 
-    folder.mkdir(parents=True)
-    study, series, frame = generate_uid(), generate_uid(), generate_uid()
-    now = datetime.datetime(2024, 1, 1)
-    for k in range(volume.shape[2]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(str(folder / f"slice_{k:03d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.Modality, ds.PatientName, ds.PatientID = "CT", "Phantom^Synthetic", "phantom"
-        ds.StudyDate = ds.SeriesDate = now.strftime("%Y%m%d")
-        ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [0.0, 0.0, float(k * spacing[2])]
-        ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]  # row spacing (y), column spacing (x)
-        ds.SliceThickness = float(spacing[2])
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-        ds.PixelData = np.ascontiguousarray(volume[:, :, k].T.astype(np.int16)).tobytes()  # rows = y
-        if int(pydicom.__version__.split(".")[0]) >= 3:
-            ds.save_as(folder / f"slice_{k:03d}.dcm", enforce_file_format=True)
-        else:  # pydicom 2, which MONAI Label's server needs (pydicom-seg)
-            ds.save_as(folder / f"slice_{k:03d}.dcm", write_like_original=False)
-    return folder
+    return write_ct_series(volume, spacing, folder)
 
 
 def load_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
