@@ -258,6 +258,38 @@ class ModelRecipe:
         """The network (see :py:func:`build_network`)."""
         return build_network(self.network, training=training)
 
+    def fixed_settings(self) -> dict[str, Any]:
+        """The fixed settings (:py:data:`FIXED_SETTINGS`) as plain values, e.g. to store in a checkpoint."""
+        return json.loads(json.dumps({k: getattr(self, k) for k in FIXED_SETTINGS}))
+
+    def require_same(self, saved: Mapping[str, Any], source: str, override: Any = False, hint: str = "") -> None:
+        """
+        Check these fixed settings against ``saved`` (those of :py:meth:`fixed_settings`, read back from
+        ``source``, e.g. the training checkpoint a run resumes): a difference raises :py:class:`RecipeError`
+        naming both values and ending with ``hint`` (what to do instead), or with ``override`` is logged as a
+        warning per setting. Keys ``saved`` lacks are not checked.
+        """
+        differ = [k for k in FIXED_SETTINGS if k in saved and not _same(k, getattr(self, k), saved[k])]
+        if not differ:
+            return
+        if as_bool(override, "override_recipe"):
+            for key in differ:
+                logger.warning(
+                    "override_recipe: %s %s instead of %s, which %s used",
+                    key,
+                    _show(key, getattr(self, key)),
+                    _show(key, saved[key]),
+                    source,
+                )
+            return
+        lines = [
+            f"  {'network_spec' if k == 'network' else k}: {source} used {_show(k, saved[k])}, "
+            f"this run sets {_show(k, getattr(self, k))}"
+            for k in differ
+        ]
+        advice = f"{hint}; or {_OVERRIDE_HINT}" if hint else _OVERRIDE_HINT.capitalize()
+        raise RecipeError(f"settings contradict {source}:\n" + "\n".join(lines) + f"\n{advice}.")
+
     def describe(self) -> str:
         """One line: the settings, for the log."""
         return (

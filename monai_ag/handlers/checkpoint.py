@@ -215,6 +215,11 @@ class TrainingCheckpoint:
             ones: typically the training ``DataLoader`` (its generator, its sampler's, and the ``R`` of every
             randomizable transform of its dataset), or transforms, datasets, generators. ``None`` saves the
             global generators only.
+        recipe: the training's :py:class:`monai_ag.bundle.ModelRecipe`: its fixed settings (spacing,
+            orientation, HU window, classes, network) are saved, and a resume with other ones stops before the
+            run with both values (:py:meth:`~monai_ag.bundle.ModelRecipe.require_same`): continuing the weights
+            on other preprocessing would quietly give a model its record misdescribes. ``None``: not checked.
+        override_recipe: resume despite such differences, with a warning per setting.
 
     Example::
 
@@ -234,6 +239,8 @@ class TrainingCheckpoint:
         validator: Engine | None = None,
         map_location: Any = "cpu",
         random_sources: Mapping[str, Any] | None = None,
+        recipe: ModelRecipe | None = None,
+        override_recipe: bool = False,
     ) -> None:
         if not save_dict:
             raise ValueError("save_dict must name at least one object to checkpoint.")
@@ -249,6 +256,8 @@ class TrainingCheckpoint:
         self.validator = validator
         self.map_location = map_location
         self.random_sources = dict(random_sources or {})
+        self.recipe = recipe
+        self.override_recipe = override_recipe
         self.logger = logging.getLogger(__name__)
         self._pending: dict | None = None
         self._last_saved: tuple[int, int] | None = None
@@ -301,6 +310,8 @@ class TrainingCheckpoint:
                 "best_metric_epoch": int(getattr(self.validator.state, "best_metric_epoch", -1)),
             }
         state["random_states"] = random_states
+        if self.recipe is not None:
+            state["recipe"] = self.recipe.fixed_settings()
         with atomic_write(self.save_path) as tmp:
             torch.save(state, tmp)
         self.logger.debug("saved training checkpoint (epoch %d) to %s", engine.state.epoch, self.save_path)
@@ -315,6 +326,14 @@ class TrainingCheckpoint:
         missing = sorted(set(self.save_dict) - set(checkpoint))
         if missing:
             raise KeyError(f"training checkpoint {self.save_path} lacks {missing}; it holds {sorted(checkpoint)}.")
+        if self.recipe is not None and "recipe" in checkpoint:
+            self.recipe.require_same(
+                checkpoint["recipe"],
+                f"the training checkpoint {self.save_path}",
+                self.override_recipe,
+                hint="A resumed run continues with the settings it started with: leave them as they were, or start "
+                "a new training from its weights (--pretrained_weights)",
+            )
         return checkpoint
 
     def load(self, engine: Engine) -> None:

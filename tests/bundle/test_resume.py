@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_testing import BUNDLE, TINY, workflow  # noqa: E402 (tests/bundle is on the path)
+from bundle_testing import BUNDLE, TINY, raises, workflow  # noqa: E402 (tests/bundle is on the path)
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
+from monai_ag.bundle import RecipeError
 from monai_ag.data import generate_phantom_dataset
 
 # the tiny CPU profile on four training cases, two a batch (an epoch has two iterations, and the shuffle has
@@ -282,3 +283,27 @@ def test_resume_with_cosine_schedule_and_averaged_weights_is_exact(phantom, tmp_
     live = resumed.weights()
     assert any(not torch.equal(model[k], live[k]) for k in live if live[k].is_floating_point())
     assert (root / "models" / "model_best_validation.pt").is_file()
+
+
+def test_resume_with_other_fixed_settings_is_refused(phantom, tmp_path):
+    """The checkpoint holds the run's fixed settings: resuming with another spacing (a forgotten profile)
+    stops before the first step, naming both values; --override_recipe resumes with a warning."""
+    root = _new_bundle(tmp_path)
+    _run(root, phantom, max_epochs=1)
+    saved = _load(root)["recipe"]
+    assert saved["spacing"] == [8.0, 8.0, 8.0] and saved["network"]["channels"] == [4, 8, 16, 32, 64]
+    ckpt = root / "models" / "checkpoint.pt"
+    wf = _workflow(root, phantom, resume=True, max_epochs=2, spacing=[6.0, 6.0, 6.0])
+    err = raises(
+        RecipeError, "settings contradict the training checkpoint", wf.parser.get_parsed_content, "train#trainer"
+    )
+    assert f"spacing: the training checkpoint {ckpt} used [8.0, 8.0, 8.0], this run sets [6.0, 6.0, 6.0]" in str(err)
+    assert "network_spec" not in str(err) and "--pretrained_weights" in str(err) and "--override_recipe" in str(err)
+
+    with _Lines("monai_ag.bundle.recipe") as lines:
+        resumed = _run(root, phantom, resume=True, max_epochs=2, spacing=[6.0, 6.0, 6.0], override_recipe=True)
+    assert resumed.trainer.state.epoch == 2
+    assert min(resumed.losses) == resumed.trainer.state.epoch_length + 1  # it continued at epoch 2
+    assert any(
+        f"spacing [6.0, 6.0, 6.0] instead of [8.0, 8.0, 8.0], which the training checkpoint {ckpt}" in m for m in lines
+    ), lines
