@@ -41,7 +41,7 @@ from realct_side_by_side import (  # noqa: E402 (the same folds, import and trai
 from monai_ag.data.classes import ORGAN_NAMES  # noqa: E402
 from monai_ag.utils.fileio import refuse_overwrite  # noqa: E402
 
-__all__ = ["aggregate", "markdown_table", "run_sweep"]
+__all__ = ["aggregate", "fold_table", "markdown_table", "run_sweep"]
 
 
 def _one_run(recipe: str, settings: dict, network: str, fold_case: str, seed: int, args) -> dict:
@@ -132,6 +132,20 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def fold_table(summary: dict) -> str:
+    """Per fold: each organ's mean ± std over the seeds, one row per recipe / network (the folds differ: a
+    held-out case's organ can be out of reach for every recipe while the other fold's is found)."""
+    organs = list(ORGAN_NAMES.values())
+    head = ["fold", "recipe / network"] + [f"{o} Dice" for o in organs]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    folds = sorted({fold for entry in summary.values() for fold in entry["folds"]})
+    for fold in folds:
+        for key, entry in summary.items():
+            if fold in entry["folds"]:
+                lines.append("| " + " | ".join([fold, key] + [_cell(entry["folds"][fold][o]) for o in organs]) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -158,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output/<name>.json")
     args = parser.parse_args(argv)
     if args.report:
-        print(markdown_table(json.loads(args.report.read_text())["summary"]))
+        summary = json.loads(args.report.read_text())["summary"]
+        print(markdown_table(summary) + "\n\n" + fold_table(summary))
         return
     if args.work is None or args.output is None or not args.recipe or (args.epochs is None and args.minutes is None):
         parser.error("--work, --output, at least one --recipe and --epochs or --minutes are required (unless --report)")
@@ -180,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         record["runs"].append(run)
         record["summary"] = aggregate(record["runs"])
         out_file.write_text(json.dumps(record, indent=2))
-    print(markdown_table(record["summary"]))
+    print(markdown_table(record["summary"]) + "\n\n" + fold_table(record["summary"]))
     print(f"wrote {out_file}")
 
 

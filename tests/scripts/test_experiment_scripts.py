@@ -131,3 +131,7 @@ def test_seed_sweep_reports_mean_std_and_fold_spread():
     lines = seeds.markdown_table(summary).splitlines()
     assert lines[2].startswith("| a / GridAttentionUNet | 0.700 ± 0.200 | 0.600 ± 0.141 |")
     assert "| 0.40 / 0.00 / 0.00 | 120 | 5.0 |" in lines[2]
+    by_fold = seeds.fold_table(summary).splitlines()
+    assert by_fold[2].startswith("| f1 | a / GridAttentionUNet | 0.700 ± 0.283 | 0.500 |")  # spleen: one value
+    assert by_fold[3].startswith("| f1 | b / GridAttentionUNet | 0.800 | 0.600 |")
+    assert by_fold[4].startswith("| f2 | a / GridAttentionUNet | 0.700 | 0.700 |") and len(by_fold) == 5
