@@ -32,6 +32,8 @@ import mlabel_helpers as helpers  # noqa: E402 (tests/monailabel is on the path)
 from monai.bundle import ConfigWorkflow  # noqa: E402
 from monailabel.client import MONAILabelClient  # noqa: E402
 
+from monai_ag.data import ORGAN_NAMES  # noqa: E402
+
 NAME = "attention_unet_abdominal_ct"
 TEST_STUDY = "phantom_004"  # unlabelled at start: the study a user opens, segments, corrects and submits
 START_TIMEOUT_S = 300
@@ -255,7 +257,13 @@ def _infer(server: Server, study: str, key: str) -> tuple[np.ndarray, np.ndarray
     label, params = _timed(server.timings, key, client.infer, NAME, study, {})
     assert params["label_names"] == {"liver": 1, "spleen": 2, "kidney": 3, "pancreas": 4}
     img = nib.load(label)
-    return np.asarray(img.dataobj), img.affine
+    seg = np.asarray(img.dataobj)
+    # the organ volumes of the result JSON (what 3D Slicer and OHIF receive) are those of the label sent (to
+    # the rounding to 0.01 mL; the file's affine is float32)
+    voxel_ml = abs(np.linalg.det(img.affine[:3, :3])) / 1000
+    expected = {name: float((seg == value).sum() * voxel_ml) for value, name in ORGAN_NAMES.items()}
+    assert params["organ_volumes_ml"] == pytest.approx(expected, abs=0.006)
+    return seg, img.affine
 
 
 def _study(server: Server, name: str) -> Path:
