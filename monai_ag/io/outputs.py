@@ -42,12 +42,17 @@ __all__ = ["OUTPUT_FORMATS", "check_output_request", "check_outputs", "output_fo
 OUTPUT_FORMATS = ("nifti", "dicom_seg")
 
 
-def output_formats(value: str | Sequence[str]) -> tuple[str, ...]:
+def output_formats(value: str | Sequence[str], required: Sequence[str] = (), why: str = "") -> tuple[str, ...]:
     """
     The label formats named by ``value``: one of :data:`OUTPUT_FORMATS` or several joined by ``+`` (or a list).
 
+    Args:
+        value: the ``output_format`` setting.
+        required: formats the run needs (e.g. ``evaluate.json`` scores the NIfTI labels).
+        why: what needs them, for the error.
+
     Raises:
-        ValueError: naming the value and the accepted ones.
+        ValueError: naming the value and the accepted ones, or the required format it lacks.
 
     Example::
 
@@ -59,6 +64,12 @@ def output_formats(value: str | Sequence[str]) -> tuple[str, ...]:
         raise ValueError(
             f"output_format {value!r} is not one of {', '.join(OUTPUT_FORMATS)} or several joined by '+' "
             "(e.g. nifti+dicom_seg)."
+        )
+    missing = [f for f in required if f not in formats]
+    if missing:
+        raise ValueError(
+            f"output_format {value!r} lacks {'+'.join(missing)}, which {why or 'this run'} needs: use "
+            f"{'+'.join((*missing, *formats))}."
         )
     return formats
 

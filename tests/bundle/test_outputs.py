@@ -203,6 +203,24 @@ def test_evaluate_writes_the_combined_statistics(bundle_copy, tiny_phantom):
     assert (bundle_copy / "eval" / "predictions" / "phantom_003_statistics.json").is_file()
 
 
+def test_evaluate_without_nifti_labels_is_refused_before_the_network(bundle_copy, dicom_inputs, tmp_path):
+    """evaluate.json scores the NIfTI labels it writes: a DICOM SEG alone stops at once, not after segmenting."""
+    recorded_model(bundle_copy)
+    raises(
+        ValueError,
+        r"output_format 'dicom_seg' lacks nifti, which evaluate.json \(it scores the NIfTI labels\) needs: use "
+        "nifti[+]dicom_seg",
+        workflow,
+        bundle_copy,
+        ["inference.json", "evaluate.json"],
+        "infer",
+        input_path=str(dicom_inputs),
+        output_dir=str(tmp_path / "eval"),
+        output_format="dicom_seg",
+    )
+    assert not (tmp_path / "eval").exists()
+
+
 @pytest.mark.slow
 def test_multi_gpu_evaluate_writes_the_combined_statistics_on_rank_0(bundle_copy, tiny_phantom):
     """Under torchrun (gloo, 2 ranks) each rank writes its case's statistics and rank 0 alone the combined CSV (a
