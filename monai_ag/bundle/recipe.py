@@ -225,6 +225,16 @@ def _show(key: str, value: Any) -> str:
     return json.dumps(value)
 
 
+def _warn_override(key: str, mine: Any, theirs: Any, which: str) -> None:
+    logger.warning("override_recipe: %s %s instead of %s, which %s", key, _show(key, mine), _show(key, theirs), which)
+
+
+def _conflict(key: str, mine: Any, theirs: Any, used: str) -> str:
+    """One line of a contradiction message: ``used`` says where ``theirs`` comes from ("trained with", ...)."""
+    name = "network_spec" if key == "network" else key
+    return f"  {name}: {used} {_show(key, theirs)}, this run sets {_show(key, mine)}"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the recipe
 
@@ -274,19 +284,9 @@ class ModelRecipe:
             return
         if as_bool(override, "override_recipe"):
             for key in differ:
-                logger.warning(
-                    "override_recipe: %s %s instead of %s, which %s used",
-                    key,
-                    _show(key, getattr(self, key)),
-                    _show(key, saved[key]),
-                    source,
-                )
+                _warn_override(key, getattr(self, key), saved[key], f"{source} used")
             return
-        lines = [
-            f"  {'network_spec' if k == 'network' else k}: {source} used {_show(k, saved[k])}, "
-            f"this run sets {_show(k, getattr(self, k))}"
-            for k in differ
-        ]
+        lines = [_conflict(k, getattr(self, k), saved[k], f"{source} used") for k in differ]
         advice = f"{hint}; or {_OVERRIDE_HINT}" if hint else _OVERRIDE_HINT.capitalize()
         raise RecipeError(f"settings contradict {source}:\n" + "\n".join(lines) + f"\n{advice}.")
 
@@ -427,20 +427,10 @@ def _resolve(
         if mine is None or _same(key, mine, theirs):
             settings[key] = theirs
         elif override:
-            logger.warning(
-                "override_recipe: %s %s instead of %s, which %s was trained with (%s)",
-                key,
-                _show(key, mine),
-                _show(key, theirs),
-                what,
-                record_file,
-            )
+            _warn_override(key, mine, theirs, f"{what} was trained with ({record_file})")
             settings[key] = mine
         else:
-            conflicts.append(
-                f"  {'network_spec' if key == 'network' else key}: trained with {_show(key, theirs)}, "
-                f"this run sets {_show(key, mine)}"
-            )
+            conflicts.append(_conflict(key, mine, theirs, "trained with"))
     if conflicts:
         raise RecipeError(
             f"settings contradict the recipe of {what} (its record: {record_file}):\n" + "\n".join(conflicts) + "\n"
